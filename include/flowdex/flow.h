@@ -1,0 +1,150 @@
+/*
+ * flowdex flow records and the readers that produce them.
+ *
+ * Every input (nfcapd files, pcap/pcapng captures of NetFlow v5, v9 and
+ * IPFIX export datagrams, and datagrams received live) is turned into the
+ * same fdx_flow record and handed to a callback, one record at a time.
+ * Decoders never depend on the catalog or the matcher.
+ */
+#ifndef FLOWDEX_FLOW_H
+#define FLOWDEX_FLOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flowdex/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* fdx_flow.flags */
+enum {
+    FDX_FLOW_SAMPLED = 1u << 0,   /* byte counts are a sampled estimate */
+    FDX_FLOW_BIFLOW = 1u << 1,    /* rev_octets/rev_packets are valid */
+    FDX_FLOW_TIME_BAD = 1u << 2,  /* first_ms/last_ms could not be trusted */
+    FDX_FLOW_NO_TIME = 1u << 3    /* the record carried no time at all */
+};
+
+/* fdx_flow.source: what kind of input the record came from */
+enum fdx_flow_source {
+    FDX_SRC_NFCAPD = 1,
+    FDX_SRC_NETFLOW5 = 5,
+    FDX_SRC_NETFLOW9 = 9,
+    FDX_SRC_IPFIX = 10
+};
+
+/*
+ * One unidirectional flow record (or an RFC 5103 biflow, see flags).
+ * Times are UTC milliseconds since the epoch.  octets count whole IP
+ * packets (IP header included), as every exporter reports them.
+ */
+typedef struct fdx_flow {
+    fdx_addr src, dst;
+    fdx_addr exporter;        /* exporter address, :: when unknown */
+    uint64_t octets, packets;
+    uint64_t rev_octets, rev_packets;
+    uint64_t first_ms, last_ms;
+    uint32_t sampling;        /* 1-in-N packet sampling; 0 or 1: none known */
+    uint32_t domain;          /* v9 source id / IPFIX observation domain */
+    uint16_t sport, dport;
+    uint16_t exporter_port;
+    uint16_t template_id;     /* 0 for v5 and nfcapd */
+    uint8_t proto;
+    uint8_t tcp_flags;
+    uint8_t source;           /* enum fdx_flow_source */
+    uint8_t flags;            /* FDX_FLOW_* */
+} fdx_flow;
+
+/*
+ * Called once per decoded record.  The record is only valid during the
+ * call.  Returning non-zero stops the reader, which then returns that value.
+ */
+typedef int (*fdx_flow_fn)(void *ud, const fdx_flow *flow);
+
+/* Counters kept by readers and decoders; all monotonic. */
+typedef struct fdx_read_stats {
+    uint64_t files;
+    uint64_t packets;          /* capture frames read */
+    uint64_t datagrams;        /* export datagrams decoded */
+    uint64_t flows;            /* records handed to the callback */
+    uint64_t skipped_frames;   /* frames that were not export datagrams */
+    uint64_t bad_datagrams;    /* datagrams rejected as malformed */
+    uint64_t bad_records;      /* records or sets skipped as malformed */
+    uint64_t no_template;      /* data sets still without a template */
+    uint64_t seq_lost;         /* records/datagrams missing by sequence */
+    uint64_t limit_hits;       /* a documented cap was reached */
+} fdx_read_stats;
+
+/* ---------------------------------------------------------------- */
+/* NetFlow v5 / v9 / IPFIX datagram decoder                          */
+/* ---------------------------------------------------------------- */
+
+typedef struct fdx_nf_decoder fdx_nf_decoder;
+
+/* Caps that bound a decoder's memory whatever arrives; 0 means default. */
+typedef struct fdx_nf_limits {
+    uint32_t max_exporters;           /* exporter+domain sessions */
+    uint32_t max_templates;           /* per session */
+    uint32_t max_fields;              /* per template */
+    uint32_t max_pending_bytes;       /* early data kept per session */
+} fdx_nf_limits;
+
+/*
+ * Creates a decoder that keeps templates per exporter address, port and
+ * observation domain.  limits and log may be NULL.  Returns NULL when out
+ * of memory.  The caller frees it with fdx_nf_decoder_free().
+ */
+fdx_nf_decoder *fdx_nf_decoder_new(const fdx_nf_limits *limits,
+                                   const fdx_logger *log);
+void fdx_nf_decoder_free(fdx_nf_decoder *dec);
+
+/*
+ * Decodes one export datagram received from exporter:port at recv_ms.
+ * Malformed parts are skipped, counted and logged; whatever can safely be
+ * decoded is still passed to fn.  Returns the number of records passed to
+ * fn, a negative FDX_E* code when the whole datagram was rejected, or the
+ * non-zero value fn returned to stop.
+ */
+int fdx_nf_decode(fdx_nf_decoder *dec, const fdx_addr *exporter,
+                  uint16_t port, const uint8_t *buf, size_t len,
+                  uint64_t recv_ms, fdx_flow_fn fn, void *ud);
+
+/* Copies the decoder's counters into *st. */
+void fdx_nf_decoder_stats(const fdx_nf_decoder *dec, fdx_read_stats *st);
+
+/* ---------------------------------------------------------------- */
+/* Files                                                             */
+/* ---------------------------------------------------------------- */
+
+typedef struct fdx_read_opts {
+    const fdx_logger *log;
+    const fdx_nf_limits *limits;
+} fdx_read_opts;
+
+/*
+ * Reads one input path: an nfcapd file (nfdump 1.6 or 1.7 layout, any
+ * compression), a pcap or pcapng capture of export datagrams, or a
+ * directory of such files (read in name order, not recursively into
+ * hidden entries).  The format is told from the file's first bytes, not
+ * its name.  Calls fn for every record.  stats (may be NULL) is added to.
+ *
+ * Returns 0 at the end of the input, the non-zero value fn returned, or a
+ * negative FDX_E* code with err naming the file and the byte offset.
+ */
+int fdx_read_path(const char *path, const fdx_read_opts *opts,
+                  fdx_flow_fn fn, void *ud, fdx_read_stats *stats,
+                  fdx_error *err);
+
+/* Individual readers, used by fdx_read_path(). Same contract. */
+int fdx_read_nfcapd(const char *path, const fdx_read_opts *opts,
+                    fdx_flow_fn fn, void *ud, fdx_read_stats *stats,
+                    fdx_error *err);
+int fdx_read_capture(const char *path, const fdx_read_opts *opts,
+                     fdx_flow_fn fn, void *ud, fdx_read_stats *stats,
+                     fdx_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FLOWDEX_FLOW_H */

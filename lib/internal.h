@@ -1,0 +1,72 @@
+/*
+ * Private helpers shared by the library's modules: allocation through the
+ * hooks, logging through the caller's logger, and explicit-endian reads of
+ * untrusted bytes.  Never included by the tools or installed.
+ */
+#ifndef FLOWDEX_INTERNAL_H
+#define FLOWDEX_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flowdex/common.h"
+
+void *fdx__malloc(size_t n);
+void *fdx__calloc(size_t count, size_t size);
+void *fdx__realloc(void *p, size_t n);
+void fdx__free(void *p);
+char *fdx__strdup(const char *s);
+
+/* True when a message at level would be passed on; test before building. */
+int fdx__log_enabled(const fdx_logger *log, int level);
+
+/* Formats one line and passes it to log->fn when the level is enabled. */
+void fdx__log(const fdx_logger *log, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Reads from packet memory without casting it to a struct. */
+static inline uint16_t fdx__be16(const uint8_t *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static inline uint32_t fdx__be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+           ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline uint64_t fdx__be64(const uint8_t *p)
+{
+    return ((uint64_t)fdx__be32(p) << 32) | fdx__be32(p + 4);
+}
+
+static inline uint16_t fdx__le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t fdx__le32(const uint8_t *p)
+{
+    return p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static inline uint64_t fdx__le64(const uint8_t *p)
+{
+    return fdx__le32(p) | ((uint64_t)fdx__le32(p + 4) << 32);
+}
+
+/* Big-endian unsigned integer of 1 to 8 bytes (reduced-size encoding). */
+static inline uint64_t fdx__beN(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n && i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+#endif /* FLOWDEX_INTERNAL_H */

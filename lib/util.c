@@ -1,0 +1,132 @@
+/*
+ * Small shared services: allocation hooks, the logging front end and
+ * address helpers.
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static fdx_allocator fdx__alloc = {malloc, realloc, free};
+
+void fdx_set_allocator(const fdx_allocator *a)
+{
+    if (a == NULL) {
+        fdx__alloc.malloc_fn = malloc;
+        fdx__alloc.realloc_fn = realloc;
+        fdx__alloc.free_fn = free;
+        return;
+    }
+    fdx__alloc = *a;
+}
+
+void *fdx__malloc(size_t n)
+{
+    return fdx__alloc.malloc_fn(n ? n : 1);
+}
+
+void *fdx__calloc(size_t count, size_t size)
+{
+    void *p;
+
+    if (size != 0 && count > SIZE_MAX / size)
+        return NULL;
+    p = fdx__malloc(count * size);
+    if (p != NULL)
+        memset(p, 0, count * size);
+    return p;
+}
+
+void *fdx__realloc(void *p, size_t n)
+{
+    return fdx__alloc.realloc_fn(p, n ? n : 1);
+}
+
+void fdx__free(void *p)
+{
+    if (p != NULL)
+        fdx__alloc.free_fn(p);
+}
+
+char *fdx__strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = fdx__malloc(n);
+
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+int fdx__log_enabled(const fdx_logger *log, int level)
+{
+    return log != NULL && log->fn != NULL && level <= log->max_level;
+}
+
+void fdx__log(const fdx_logger *log, int level, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+
+    if (!fdx__log_enabled(log, level))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    log->fn(log->ud, level, line);
+}
+
+static const uint8_t fdx__v4prefix[12] = {0, 0, 0, 0, 0, 0,
+                                          0, 0, 0, 0, 0xff, 0xff};
+
+void fdx_addr_from_v4(fdx_addr *a, const uint8_t v4[4])
+{
+    memcpy(a->b, fdx__v4prefix, 12);
+    memcpy(a->b + 12, v4, 4);
+}
+
+void fdx_addr_from_v6(fdx_addr *a, const uint8_t v6[16])
+{
+    memcpy(a->b, v6, 16);
+}
+
+int fdx_addr_is_v4(const fdx_addr *a)
+{
+    return memcmp(a->b, fdx__v4prefix, 12) == 0;
+}
+
+char *fdx_addr_format(const fdx_addr *a, char *buf, size_t len)
+{
+    const char *r;
+
+    if (fdx_addr_is_v4(a))
+        r = inet_ntop(AF_INET, a->b + 12, buf, (socklen_t)len);
+    else
+        r = inet_ntop(AF_INET6, a->b, buf, (socklen_t)len);
+    if (r == NULL && len > 0)
+        buf[0] = '\0';
+    return buf;
+}
+
+int fdx_addr_parse(fdx_addr *a, const char *text)
+{
+    uint8_t v[16];
+
+    if (inet_pton(AF_INET, text, v) == 1) {
+        fdx_addr_from_v4(a, v);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, v) == 1) {
+        fdx_addr_from_v6(a, v);
+        return 0;
+    }
+    return FDX_EUSAGE;
+}
+
+int fdx_addr_cmp(const fdx_addr *x, const fdx_addr *y)
+{
+    return memcmp(x->b, y->b, 16);
+}

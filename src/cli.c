@@ -1,0 +1,72 @@
+/*
+ * Exit codes and stderr logging shared by the subcommands.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "cli.h"
+
+const char *cli_progname = "flowdex";
+
+static void cli_log(void *ud, int level, const char *line)
+{
+    const char *name = level <= FDX_LOG_ERR    ? "error"
+                       : level <= FDX_LOG_WARN ? "warning"
+                       : level <= FDX_LOG_INFO ? "info"
+                                               : "debug";
+    (void)ud;
+    fprintf(stderr, "%s: %s: %s\n", cli_progname, name, line);
+}
+
+fdx_logger cli_logger = {cli_log, NULL, FDX_LOG_WARN};
+
+void cli_verbosity(int delta)
+{
+    int l = cli_logger.max_level + delta;
+
+    if (delta > 0 && cli_logger.max_level == FDX_LOG_WARN)
+        l = FDX_LOG_INFO + delta - 1;
+    if (l < FDX_LOG_ERR)
+        l = FDX_LOG_ERR;
+    if (l > FDX_LOG_DEBUG)
+        l = FDX_LOG_DEBUG;
+    cli_logger.max_level = l;
+}
+
+void cli_errorf(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", cli_progname);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_exit_code(int code)
+{
+    switch (code) {
+    case FDX_OK:
+        return 0;
+    case FDX_EUSAGE:
+        return EX_USAGE;
+    case FDX_ENOENT:
+        return EX_NOINPUT;
+    case FDX_EFORMAT:
+    case FDX_ETRUNC:
+    case FDX_ECORRUPT:
+    case FDX_EVERSION:
+    case FDX_ECHECKSUM:
+    case FDX_EUNSUPPORTED:
+        return EX_DATAERR;
+    case FDX_ENET:
+        return EX_UNAVAILABLE;
+    case FDX_ENOMEM:
+        return EX_OSERR;
+    case FDX_EIO:
+        return EX_IOERR;
+    default:
+        return EX_SOFTWARE;
+    }
+}
