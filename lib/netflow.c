@@ -1,2 +1,1199 @@
-/* placeholder: filled in by its module */
+/*
+ * NetFlow v5, NetFlow v9 (RFC 3954) and IPFIX (RFC 7011) datagram decoder.
+ *
+ * One datagram in, zero or more fdx_flow records out.  v9 and IPFIX are
+ * walked by their set lengths only: the v9 header count is ignored because
+ * exporters disagree on what it counts.  Templates, sampling announced in
+ * options records and the IPFIX system init time are kept per session
+ * (exporter address, port, version, source id / observation domain).  Data
+ * sets that arrive before their template are copied (bounded) and decoded
+ * when the template comes.  Every length read from the datagram is checked
+ * against what remains before it is used; a malformed set or record is
+ * counted, logged (rate-limited) and skipped.
+ */
+#include <string.h>
+
 #include "internal.h"
+#include "netflow_int.h"
+
+/* Message context while one datagram (or one pending set) is decoded. */
+typedef struct nf_ctx {
+    fdx_nf_decoder *dec;
+    nf_session *s;
+    nf_hdr h;
+    fdx_flow_fn fn;
+    void *ud;
+    int count;          /* records passed to fn */
+    int stop;           /* fn's non-zero return value */
+    uint32_t nrecords;  /* data records (options included) seen */
+    int unknown_sets;   /* data sets without a template in this message */
+} nf_ctx;
+
+/* Values of one data record, collected field by field. */
+typedef struct nf_rec {
+    fdx_flow f;
+    uint64_t oct[4], pkt[4]; /* by preference: IE 1, 85, 23, 231/298 */
+    uint8_t has_oct, has_pkt; /* bit per index */
+    uint8_t has_src, has_dst, has_sport, has_dport, has_proto, has_flags;
+    uint8_t has_rev;
+    /* times: 0 none, 1 sysUptime-relative, 2 absolute */
+    uint8_t tkind[2];
+    uint64_t tval[2];       /* ms (absolute) or uptime ms */
+    uint8_t time_bad;
+    /* sampling and options */
+    uint64_t smp_id;
+    uint8_t has_smp_id;
+    uint32_t smp_interval;  /* 34, 50 or 305/306 */
+    uint64_t pkt_interval, pkt_space;
+    uint64_t init_ms;
+    uint8_t has_init;
+} nf_rec;
+
+static const uint64_t NF_NTP_UNIX = 2208988800u; /* 1900 -> 1970, seconds */
+static const uint64_t NF_MIN_SANE_MS = 315532800000u; /* 1980-01-01 */
+static const uint64_t NF_DAY_MS = 86400000u;
+
+/* ---------------------------------------------------------------- */
+/* Logging                                                           */
+/* ---------------------------------------------------------------- */
+
+/*
+ * Logs one malformed-input event with its context.  Hostile input can make
+ * every datagram malformed, so after a burst only one line in
+ * NF_LOG_EVERY is written.
+ */
+static void nf_warn(fdx_nf_decoder *dec, const nf_session *s,
+                    unsigned tid, size_t off, const char *what)
+{
+    char ab[FDX_ADDRSTRLEN];
+    uint64_t n = dec->nbad_logged++;
+
+    if (!fdx__log_enabled(&dec->log, FDX_LOG_WARN))
+        return;
+    if (n >= NF_LOG_BURST && n % NF_LOG_EVERY != 0)
+        return;
+    if (s == NULL) {
+        fdx__log(&dec->log, FDX_LOG_WARN, "netflow: %s offset=%zu "
+                 "suppressed=%llu", what, off, (unsigned long long)n);
+        return;
+    }
+    fdx__log(&dec->log, FDX_LOG_WARN, "netflow: %s exporter=%s port=%u "
+             "version=%u domain=%lu template=%u offset=%zu suppressed=%llu",
+             what, fdx_addr_format(&s->exporter, ab, sizeof(ab)),
+             (unsigned)s->port, (unsigned)s->version,
+             (unsigned long)s->domain, tid, off, (unsigned long long)n);
+}
+
+static void nf_bad(nf_ctx *c, unsigned tid, size_t off, const char *what)
+{
+    c->dec->st.bad_records++;
+    nf_warn(c->dec, c->s, tid, off, what);
+}
+
+/* ---------------------------------------------------------------- */
+/* Decoder and sessions                                              */
+/* ---------------------------------------------------------------- */
+
+fdx_nf_decoder *fdx_nf_decoder_new(const fdx_nf_limits *limits,
+                                   const fdx_logger *log)
+{
+    fdx_nf_decoder *dec = fdx__calloc(1, sizeof(*dec));
+
+    if (dec == NULL)
+        return NULL;
+    if (limits != NULL)
+        dec->lim = *limits;
+    if (dec->lim.max_exporters == 0)
+        dec->lim.max_exporters = NF_DEF_EXPORTERS;
+    if (dec->lim.max_templates == 0)
+        dec->lim.max_templates = NF_DEF_TEMPLATES;
+    if (dec->lim.max_fields == 0)
+        dec->lim.max_fields = NF_DEF_FIELDS;
+    if (dec->lim.max_pending_bytes == 0)
+        dec->lim.max_pending_bytes = NF_DEF_PENDING;
+    if (log != NULL)
+        dec->log = *log;
+    return dec;
+}
+
+static void nf_pending_drop(nf_session *s, size_t i)
+{
+    s->pend_bytes -= s->pend[i].len;
+    fdx__free(s->pend[i].body);
+    memmove(&s->pend[i], &s->pend[i + 1],
+            (s->npend - i - 1) * sizeof(s->pend[0]));
+    s->npend--;
+}
+
+static void nf_session_free(nf_session *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->ntpl; i++)
+        fdx__free(s->tpl[i].fields);
+    fdx__free(s->tpl);
+    while (s->npend > 0)
+        nf_pending_drop(s, s->npend - 1);
+    fdx__free(s);
+}
+
+void fdx_nf_decoder_free(fdx_nf_decoder *dec)
+{
+    if (dec == NULL)
+        return;
+    for (size_t i = 0; i < dec->nsess; i++)
+        nf_session_free(dec->sess[i]);
+    fdx__free(dec->sess);
+    fdx__free(dec);
+}
+
+void fdx_nf_decoder_stats(const fdx_nf_decoder *dec, fdx_read_stats *st)
+{
+    *st = dec->st;
+    /* data sets still waiting for their template count as without one */
+    for (size_t i = 0; i < dec->nsess; i++)
+        st->no_template += dec->sess[i]->npend;
+}
+
+static int nf_session_match(const nf_session *s, const fdx_addr *a,
+                            uint16_t port, uint8_t version, uint32_t domain)
+{
+    return s->port == port && s->version == version && s->domain == domain &&
+           fdx_addr_cmp(&s->exporter, a) == 0;
+}
+
+/*
+ * Finds or creates the session of exporter a.  Returns NULL when the
+ * session cap is reached (counted) or memory runs out.  Sessions are few
+ * (capped), so a linear search with move-to-front is enough.
+ */
+static nf_session *nf_session_get(fdx_nf_decoder *dec, const fdx_addr *a,
+                                  uint16_t port, uint8_t version,
+                                  uint32_t domain)
+{
+    nf_session *s;
+
+    for (size_t i = 0; i < dec->nsess; i++) {
+        s = dec->sess[i];
+        if (!nf_session_match(s, a, port, version, domain))
+            continue;
+        memmove(&dec->sess[1], &dec->sess[0], i * sizeof(dec->sess[0]));
+        dec->sess[0] = s;
+        return s;
+    }
+    if (dec->nsess >= dec->lim.max_exporters) {
+        dec->st.limit_hits++;
+        nf_warn(dec, NULL, 0, 0, "exporter session limit reached");
+        return NULL;
+    }
+    if (dec->nsess == dec->capsess) {
+        size_t cap = dec->capsess ? dec->capsess * 2 : 8;
+        nf_session **n = fdx__realloc(dec->sess, cap * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        dec->sess = n;
+        dec->capsess = cap;
+    }
+    s = fdx__calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->exporter = *a;
+    s->port = port;
+    s->version = version;
+    s->domain = domain;
+    memmove(&dec->sess[1], &dec->sess[0], dec->nsess * sizeof(dec->sess[0]));
+    dec->sess[0] = s;
+    dec->nsess++;
+    return s;
+}
+
+/*
+ * Counts records or datagrams missing by sequence number.  v5 and IPFIX
+ * number records, v9 numbers datagrams; advance is what this message adds.
+ * A jump backwards or of more than 2^28 is taken as a restart.
+ */
+static void nf_seq_check(fdx_nf_decoder *dec, nf_session *s, uint32_t seq)
+{
+    uint32_t gap = seq - s->next_seq;
+
+    if (s->has_seq && gap != 0 && gap < (1u << 28))
+        dec->st.seq_lost += gap;
+}
+
+static void nf_seq_advance(nf_session *s, uint32_t seq, uint32_t advance)
+{
+    s->next_seq = seq + advance;
+    s->has_seq = 1;
+}
+
+/* ---------------------------------------------------------------- */
+/* Times, sampling and the finished record                           */
+/* ---------------------------------------------------------------- */
+
+/*
+ * init + uptime, where uptime is a 32-bit millisecond counter: of the
+ * values that differ by multiples of 2^32 ms, takes the latest one not
+ * more than a day after the export time.  This also reads softflowd's
+ * IPFIX uptimes, which are negative 32-bit values (flows that began before
+ * the init time it announces), the way they were meant.
+ */
+static uint64_t nf_uptime_wrap(const nf_ctx *c, uint64_t abs_ms)
+{
+    const int64_t wrap = (int64_t)1 << 32;
+    int64_t limit = (int64_t)(c->h.export_ms + NF_DAY_MS);
+    int64_t v = (int64_t)abs_ms, k;
+
+    if (c->h.export_ms == 0 || abs_ms > (uint64_t)INT64_MAX / 2)
+        return abs_ms;
+    if (v > limit)
+        k = -((v - limit + wrap - 1) / wrap);
+    else
+        k = (limit - v) / wrap;
+    v += k * wrap;
+    return v < 0 ? abs_ms : (uint64_t)v;
+}
+
+/* Absolute time of a sysUptime value, relative to the header. */
+static uint64_t nf_uptime_abs(const nf_ctx *c, const nf_rec *r,
+                              uint32_t t, uint8_t *bad)
+{
+    int64_t age;
+
+    if (t == 0xFFFFFFFFu)
+        *bad = 1;
+    if (c->h.version == 10) {
+        if (r->has_init)
+            return nf_uptime_wrap(c, r->init_ms + t);
+        if (c->s->has_init)
+            return nf_uptime_wrap(c, c->s->init_ms + t);
+        *bad = 1; /* no reference: IPFIX has no sysUptime in its header */
+        return c->h.export_ms;
+    }
+    /* 32-bit difference: survives the uptime counter's wrap */
+    age = (int32_t)(c->h.uptime_ms - t);
+    if ((int64_t)c->h.export_ms < age) {
+        *bad = 1;
+        return 0;
+    }
+    return (uint64_t)((int64_t)c->h.export_ms - age);
+}
+
+/*
+ * Fills first_ms/last_ms.  A time that cannot be right (before 1980,
+ * more than a day after the export or receive time, end before start) is
+ * kept but flagged FDX_FLOW_TIME_BAD.
+ */
+static void nf_rec_times(const nf_ctx *c, nf_rec *r)
+{
+    uint64_t t[2], ref = c->h.export_ms;
+    uint8_t bad = r->time_bad;
+
+    if (r->tkind[0] == 0 && r->tkind[1] == 0) {
+        r->f.first_ms = r->f.last_ms = c->h.export_ms;
+        r->f.flags |= FDX_FLOW_NO_TIME;
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        int k = r->tkind[i] ? i : 1 - i; /* a missing end uses the start */
+        if (r->tkind[k] == 1)
+            t[i] = nf_uptime_abs(c, r, (uint32_t)r->tval[k], &bad);
+        else
+            t[i] = r->tval[k];
+    }
+    if (c->h.recv_ms > ref)
+        ref = c->h.recv_ms;
+    if (t[0] > t[1] || t[0] < NF_MIN_SANE_MS || t[1] > ref + NF_DAY_MS)
+        bad = 1;
+    r->f.first_ms = t[0];
+    r->f.last_ms = t[1];
+    if (bad)
+        r->f.flags |= FDX_FLOW_TIME_BAD;
+}
+
+static uint32_t nf_sampler_find(const nf_session *s, uint64_t id)
+{
+    for (size_t i = 0; i < s->nsmp; i++)
+        if (s->smp[i].id == id)
+            return s->smp[i].interval;
+    return 0;
+}
+
+/* 1-in-N from samplingPacketInterval/Space (RFC 5476), 0 if unknown. */
+static uint32_t nf_interval_space(uint64_t interval, uint64_t space)
+{
+    uint64_t n;
+
+    if (interval == 0 || interval > UINT32_MAX || space > UINT32_MAX)
+        return 0;
+    n = (interval + space) / interval;
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+static uint32_t nf_rec_interval(const nf_rec *r)
+{
+    if (r->smp_interval != 0)
+        return r->smp_interval;
+    return nf_interval_space(r->pkt_interval, r->pkt_space);
+}
+
+static void nf_rec_sampling(const nf_ctx *c, nf_rec *r)
+{
+    uint32_t n = nf_rec_interval(r);
+
+    if (n == 0 && r->has_smp_id)
+        n = nf_sampler_find(c->s, r->smp_id);
+    if (n == 0)
+        n = c->s->def_sampling;
+    r->f.sampling = n;
+    if (n > 1)
+        r->f.flags |= FDX_FLOW_SAMPLED;
+}
+
+static uint64_t nf_pick(const uint64_t v[4], uint8_t has)
+{
+    for (int i = 0; i < 4; i++)
+        if (has & (1u << i))
+            return v[i];
+    return 0;
+}
+
+/* Turns the collected values into the record handed to the callback. */
+static int nf_rec_emit(nf_ctx *c, nf_rec *r, uint16_t tid)
+{
+    int rc;
+
+    r->f.exporter = c->s->exporter;
+    r->f.exporter_port = c->s->port;
+    r->f.domain = c->s->domain;
+    r->f.template_id = tid;
+    r->f.source = c->h.version == 10 ? FDX_SRC_IPFIX : FDX_SRC_NETFLOW9;
+    r->f.octets = nf_pick(r->oct, r->has_oct);
+    r->f.packets = nf_pick(r->pkt, r->has_pkt);
+    if (r->has_rev)
+        r->f.flags |= FDX_FLOW_BIFLOW;
+    nf_rec_times(c, r);
+    nf_rec_sampling(c, r);
+    c->dec->st.flows++;
+    c->count++;
+    rc = c->fn != NULL ? c->fn(c->ud, &r->f) : 0;
+    if (rc != 0)
+        c->stop = rc;
+    return rc;
+}
+
+/* Remembers what an options record said about sampling and init time. */
+static void nf_options_apply(nf_ctx *c, const nf_rec *r)
+{
+    nf_session *s = c->s;
+    uint32_t n = nf_rec_interval(r);
+    size_t i;
+
+    if (r->has_init) {
+        s->init_ms = r->init_ms;
+        s->has_init = 1;
+    }
+    if (n == 0)
+        return;
+    if (!r->has_smp_id) {
+        s->def_sampling = n;
+        return;
+    }
+    for (i = 0; i < s->nsmp && s->smp[i].id != r->smp_id; i++)
+        ;
+    if (i == s->nsmp) {
+        if (s->nsmp == NF_MAX_SAMPLERS) {
+            c->dec->st.limit_hits++;
+            return;
+        }
+        s->nsmp++;
+    }
+    s->smp[i].id = r->smp_id;
+    s->smp[i].interval = n;
+}
+
+/* ---------------------------------------------------------------- */
+/* Field values                                                      */
+/* ---------------------------------------------------------------- */
+
+static void nf_set_counter(uint64_t v[4], uint8_t *has, int i, uint64_t x)
+{
+    if (*has & (1u << i))
+        return; /* the same element twice: the first one counts */
+    v[i] = x;
+    *has |= (uint8_t)(1u << i);
+}
+
+static void nf_set_time(nf_rec *r, int end, uint8_t kind, uint64_t v)
+{
+    if (r->tkind[end] > kind)
+        return; /* absolute times win over uptime-relative ones */
+    if (r->tkind[end] == kind && kind != 0)
+        return;
+    r->tkind[end] = kind;
+    r->tval[end] = v;
+}
+
+/* NTP timestamp (RFC 5905 era 0) to UTC ms; usec_frac: NetScaler style. */
+static uint64_t nf_ntp_ms(const uint8_t *p, int usec_frac, uint8_t *bad)
+{
+    uint64_t sec = fdx__be32(p), frac = fdx__be32(p + 4);
+
+    if (sec < NF_NTP_UNIX) {
+        *bad = 1;
+        return 0;
+    }
+    if (usec_frac && frac < 1000000u)
+        return (sec - NF_NTP_UNIX) * 1000 + frac / 1000;
+    return (sec - NF_NTP_UNIX) * 1000 + ((frac * 1000) >> 32);
+}
+
+static void nf_addr_field(fdx_addr *a, uint8_t *has, const uint8_t *p,
+                          size_t len, int v6)
+{
+    if (*has || len != (v6 ? 16u : 4u))
+        return;
+    if (v6)
+        fdx_addr_from_v6(a, p);
+    else
+        fdx_addr_from_v4(a, p);
+    *has = 1;
+}
+
+/* Reverse (PEN 29305) and other enterprise elements. */
+static void nf_field_enterprise(nf_rec *r, const nf_field *f, uint64_t v)
+{
+    if (f->pen != NF_PEN_REVERSE)
+        return;
+    if (f->type == 1) {
+        r->f.rev_octets = v;
+        r->has_rev = 1;
+    } else if (f->type == 2) {
+        r->f.rev_packets = v;
+        r->has_rev = 1;
+    }
+}
+
+static void nf_field_counter(nf_rec *r, uint16_t type, uint64_t v)
+{
+    switch (type) {
+    case 1: nf_set_counter(r->oct, &r->has_oct, 0, v); break;
+    case 2: nf_set_counter(r->pkt, &r->has_pkt, 0, v); break;
+    case 85: nf_set_counter(r->oct, &r->has_oct, 1, v); break;
+    case 86: nf_set_counter(r->pkt, &r->has_pkt, 1, v); break;
+    case 23: nf_set_counter(r->oct, &r->has_oct, 2, v); break;
+    case 24: nf_set_counter(r->pkt, &r->has_pkt, 2, v); break;
+    case 231: nf_set_counter(r->oct, &r->has_oct, 3, v); break;
+    case 298: nf_set_counter(r->pkt, &r->has_pkt, 3, v); break;
+    case 232:
+        r->f.rev_octets = v;
+        r->has_rev = 1;
+        break;
+    case 299:
+        r->f.rev_packets = v;
+        r->has_rev = 1;
+        break;
+    }
+}
+
+static void nf_field_time(const nf_ctx *c, nf_rec *r, uint16_t type,
+                          const uint8_t *p, size_t len, uint64_t v)
+{
+    int end = type & 1; /* odd ids are the end of the pair, except 21/22 */
+
+    switch (type) {
+    case 21: case 22:
+        nf_set_time(r, type == 21, 1, v);
+        break;
+    case 150: case 151: nf_set_time(r, end, 2, v * 1000); break;
+    case 152: case 153: nf_set_time(r, end, 2, v); break;
+    case 154: case 155: case 156: case 157:
+        if (len == 8)
+            nf_set_time(r, end, 2, nf_ntp_ms(p, type <= 155,
+                                             &r->time_bad));
+        break;
+    case 158: case 159:
+        if (v / 1000 > c->h.export_ms)
+            r->time_bad = 1;
+        else
+            nf_set_time(r, end, 2, c->h.export_ms - v / 1000);
+        break;
+    case 160:
+        r->init_ms = v;
+        r->has_init = 1;
+        break;
+    }
+}
+
+static void nf_field_sampling(nf_rec *r, uint16_t type, uint64_t v)
+{
+    uint32_t n = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+
+    switch (type) {
+    case 34: case 50:
+        r->smp_interval = n;
+        break;
+    case 48: case 302:
+        r->smp_id = v;
+        r->has_smp_id = 1;
+        break;
+    case 305: r->pkt_interval = v; break;
+    case 306: r->pkt_space = v; break;
+    }
+}
+
+/* The same element twice: the first one counts. */
+static void nf_first_u16(uint16_t *dst, uint8_t *has, uint64_t v)
+{
+    if (!*has)
+        *dst = (uint16_t)v;
+    *has = 1;
+}
+
+static void nf_first_u8(uint8_t *dst, uint8_t *has, uint64_t v)
+{
+    if (!*has)
+        *dst = (uint8_t)v;
+    *has = 1;
+}
+
+/* Interprets one field value of len bytes (already bounds-checked). */
+static void nf_field_value(const nf_ctx *c, nf_rec *r, const nf_field *f,
+                     const uint8_t *p, size_t len)
+{
+    uint64_t v = len >= 1 && len <= 8 ? fdx__beN(p, len) : 0;
+    int is_int = len >= 1 && len <= 8;
+
+    if (f->pen != 0) {
+        if (is_int)
+            nf_field_enterprise(r, f, v);
+        return;
+    }
+    switch (f->type) {
+    case 8: nf_addr_field(&r->f.src, &r->has_src, p, len, 0); return;
+    case 12: nf_addr_field(&r->f.dst, &r->has_dst, p, len, 0); return;
+    case 27: nf_addr_field(&r->f.src, &r->has_src, p, len, 1); return;
+    case 28: nf_addr_field(&r->f.dst, &r->has_dst, p, len, 1); return;
+    }
+    if (!is_int)
+        return;
+    switch (f->type) {
+    case 7: nf_first_u16(&r->f.sport, &r->has_sport, v); return;
+    case 11: nf_first_u16(&r->f.dport, &r->has_dport, v); return;
+    case 4: nf_first_u8(&r->f.proto, &r->has_proto, v); return;
+    case 6: nf_first_u8(&r->f.tcp_flags, &r->has_flags, v); return;
+    }
+    nf_field_counter(r, f->type, v);
+    nf_field_time(c, r, f->type, p, len, v);
+    nf_field_sampling(r, f->type, v);
+}
+
+/* ---------------------------------------------------------------- */
+/* Data sets                                                         */
+/* ---------------------------------------------------------------- */
+
+/*
+ * Decodes one record of template t from p[0..len).  Returns the bytes it
+ * used, or 0 when the record does not fit (a malformed or truncated one).
+ */
+static size_t nf_record(const nf_ctx *c, const nf_template *t,
+                        const uint8_t *p, size_t len, nf_rec *r)
+{
+    size_t off = 0;
+
+    for (size_t i = 0; i < t->nfields; i++) {
+        const nf_field *f = &t->fields[i];
+        size_t flen = f->len;
+
+        if (flen == NF_VARLEN) {
+            if (len - off < 1)
+                return 0;
+            flen = p[off++];
+            if (flen == 255) {
+                if (len - off < 2)
+                    return 0;
+                flen = fdx__be16(p + off);
+                off += 2;
+            }
+        }
+        if (len - off < flen)
+            return 0;
+        /* v9 scope fields are not information elements */
+        if (!(c->h.version == 9 && i < t->nscope))
+            nf_field_value(c, r, f, p + off, flen);
+        off += flen;
+    }
+    return off;
+}
+
+/*
+ * Walks the records of one data set.  What is left when less than the
+ * shortest record remains is padding (of any length).  Returns fn's stop
+ * value or 0.
+ */
+static int nf_data_records(nf_ctx *c, const nf_template *t,
+                           const uint8_t *p, size_t len, size_t off0)
+{
+    size_t off = 0, used;
+    nf_rec r;
+
+    if (t->min_len == 0) {
+        nf_bad(c, t->id, off0, "template with zero record length");
+        return 0;
+    }
+    while (len - off >= t->min_len) {
+        memset(&r, 0, sizeof(r));
+        used = nf_record(c, t, p + off, len - off, &r);
+        if (used == 0) {
+            nf_bad(c, t->id, off0 + off, "record overruns its set");
+            return 0;
+        }
+        off += used;
+        c->nrecords++;
+        if (t->options)
+            nf_options_apply(c, &r);
+        else if (nf_rec_emit(c, &r, t->id) != 0)
+            return c->stop;
+    }
+    return 0;
+}
+
+static const nf_template *nf_template_find(const nf_session *s,
+                                           uint16_t id)
+{
+    size_t lo = 0, hi = s->ntpl;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->tpl[mid].id == id)
+            return &s->tpl[mid];
+        if (s->tpl[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/*
+ * Keeps a copy of a data set whose template is unknown.  The oldest copy
+ * is dropped (and counted) to make room; a set larger than the whole
+ * budget is dropped at once.
+ */
+static void nf_pending_add(nf_ctx *c, uint16_t set_id, const uint8_t *p,
+                           size_t len)
+{
+    nf_session *s = c->s;
+    size_t cap = c->dec->lim.max_pending_bytes;
+    nf_pending *pe;
+
+    if (len > cap) {
+        c->dec->st.no_template++;
+        c->dec->st.limit_hits++;
+        return;
+    }
+    while (s->npend > 0 && (s->npend == NF_MAX_PENDING_SETS ||
+                            s->pend_bytes + len > cap)) {
+        nf_pending_drop(s, 0);
+        c->dec->st.no_template++;
+        c->dec->st.limit_hits++;
+    }
+    pe = &s->pend[s->npend];
+    pe->body = fdx__malloc(len);
+    if (pe->body == NULL) {
+        c->dec->st.no_template++;
+        return;
+    }
+    memcpy(pe->body, p, len);
+    pe->len = len;
+    pe->set_id = set_id;
+    pe->hdr = c->h;
+    s->pend_bytes += len;
+    s->npend++;
+}
+
+static int nf_data_set(nf_ctx *c, uint16_t set_id, const uint8_t *p,
+                       size_t len, size_t off)
+{
+    const nf_template *t = nf_template_find(c->s, set_id);
+
+    if (t == NULL) {
+        c->unknown_sets++;
+        nf_pending_add(c, set_id, p, len);
+        return 0;
+    }
+    return nf_data_records(c, t, p, len, off);
+}
+
+/*
+ * Decodes the data sets kept for template id, now that it is known, each
+ * with the header of the message it came in.
+ */
+static int nf_pending_replay(nf_ctx *c, uint16_t id)
+{
+    nf_session *s = c->s;
+    const nf_template *t;
+    nf_hdr saved = c->h;
+    int rc = 0;
+
+    for (size_t i = 0; i < s->npend && rc == 0;) {
+        if (s->pend[i].set_id != id) {
+            i++;
+            continue;
+        }
+        t = nf_template_find(s, id);
+        if (t == NULL)
+            break;
+        c->h = s->pend[i].hdr;
+        rc = nf_data_records(c, t, s->pend[i].body, s->pend[i].len, 0);
+        nf_pending_drop(s, i);
+    }
+    c->h = saved;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- */
+/* Templates                                                         */
+/* ---------------------------------------------------------------- */
+
+/*
+ * Reads fc field specifiers from p[0..len) into out (when not NULL).
+ * Returns the bytes they take, or 0 when they do not fit.
+ */
+static size_t nf_parse_fields(int ipfix, const uint8_t *p, size_t len,
+                              size_t fc, nf_field *out, uint32_t *min_len)
+{
+    size_t off = 0;
+    uint32_t sum = 0;
+
+    for (size_t i = 0; i < fc; i++) {
+        nf_field f = {0, 0, 0};
+
+        if (len - off < 4)
+            return 0;
+        f.type = fdx__be16(p + off);
+        f.len = fdx__be16(p + off + 2);
+        off += 4;
+        if (ipfix && (f.type & 0x8000)) {
+            if (len - off < 4)
+                return 0;
+            f.type &= 0x7FFF;
+            f.pen = fdx__be32(p + off);
+            off += 4;
+        }
+        sum += f.len == NF_VARLEN ? 1 : f.len;
+        if (out != NULL)
+            out[i] = f;
+    }
+    *min_len = sum;
+    return off;
+}
+
+static void nf_template_clear(nf_session *s, size_t i)
+{
+    fdx__free(s->tpl[i].fields);
+    memmove(&s->tpl[i], &s->tpl[i + 1],
+            (s->ntpl - i - 1) * sizeof(s->tpl[0]));
+    s->ntpl--;
+}
+
+/* IPFIX template withdrawal; id 2 or 3 withdraws all of that kind. */
+static void nf_template_withdraw(nf_session *s, uint16_t id, int options)
+{
+    for (size_t i = s->ntpl; i-- > 0;) {
+        int all = id == 2 || id == 3;
+        if (all ? s->tpl[i].options == options : s->tpl[i].id == id)
+            nf_template_clear(s, i);
+    }
+}
+
+/* Slot for template id, sorted; NULL at the per-session cap. */
+static nf_template *nf_template_slot(nf_ctx *c, uint16_t id)
+{
+    nf_session *s = c->s;
+    size_t i = 0;
+
+    while (i < s->ntpl && s->tpl[i].id < id)
+        i++;
+    if (i < s->ntpl && s->tpl[i].id == id)
+        return &s->tpl[i];
+    if (s->ntpl >= c->dec->lim.max_templates) {
+        c->dec->st.limit_hits++;
+        nf_warn(c->dec, s, id, 0, "template limit reached");
+        return NULL;
+    }
+    if (s->ntpl == s->captpl) {
+        size_t cap = s->captpl ? s->captpl * 2 : 8;
+        nf_template *n = fdx__realloc(s->tpl, cap * sizeof(*n));
+        if (n == NULL)
+            return NULL;
+        s->tpl = n;
+        s->captpl = cap;
+    }
+    memmove(&s->tpl[i + 1], &s->tpl[i], (s->ntpl - i) * sizeof(s->tpl[0]));
+    memset(&s->tpl[i], 0, sizeof(s->tpl[0]));
+    s->tpl[i].id = id;
+    s->ntpl++;
+    return &s->tpl[i];
+}
+
+/*
+ * Stores (or refreshes, or redefines) a template whose field specifiers
+ * are at p and already known to fit.  Returns fn's stop value from
+ * decoding data that waited for it, or 0.
+ */
+static int nf_template_store(nf_ctx *c, uint16_t id, const uint8_t *p,
+                             size_t len, size_t fc, size_t nscope,
+                             int options)
+{
+    nf_field *fields;
+    nf_template *t;
+    uint32_t min_len;
+
+    if (fc > c->dec->lim.max_fields) {
+        c->dec->st.limit_hits++;
+        nf_warn(c->dec, c->s, id, 0, "template field limit reached");
+        return 0;
+    }
+    fields = fdx__calloc(fc ? fc : 1, sizeof(*fields));
+    if (fields == NULL)
+        return 0;
+    nf_parse_fields(c->h.version == 10, p, len, fc, fields, &min_len);
+    t = nf_template_slot(c, id);
+    if (t == NULL) {
+        fdx__free(fields);
+        return 0;
+    }
+    fdx__free(t->fields);
+    t->fields = fields;
+    t->nfields = (uint16_t)fc;
+    t->nscope = (uint16_t)nscope;
+    t->options = (uint8_t)options;
+    t->min_len = min_len;
+    return nf_pending_replay(c, id);
+}
+
+/* Template set: v9 id 0, IPFIX id 2. */
+static int nf_template_set(nf_ctx *c, const uint8_t *p, size_t len,
+                           size_t off0)
+{
+    int ipfix = c->h.version == 10;
+    size_t off = 0, n;
+    uint32_t min_len;
+    int rc;
+
+    while (len - off >= 4) {
+        uint16_t id = fdx__be16(p + off), fc = fdx__be16(p + off + 2);
+
+        if (id == 0 && fc == 0)
+            return 0; /* padding */
+        if (ipfix && fc == 0) {
+            nf_template_withdraw(c->s, id, 0);
+            off += 4;
+            continue;
+        }
+        n = nf_parse_fields(ipfix, p + off + 4, len - off - 4, fc, NULL,
+                            &min_len);
+        if (id < 256 || n == 0) {
+            nf_bad(c, id, off0 + off, "bad template record");
+            return 0;
+        }
+        rc = nf_template_store(c, id, p + off + 4, n, fc, 0, 0);
+        if (rc != 0)
+            return rc;
+        off += 4 + n;
+    }
+    return 0;
+}
+
+/* One v9 options template record at p; returns its length, 0 if bad. */
+static size_t nf_v9_options_rec(nf_ctx *c, const uint8_t *p, size_t len,
+                                size_t off0, int *rc)
+{
+    uint16_t id = fdx__be16(p), slen = fdx__be16(p + 2);
+    uint16_t olen = fdx__be16(p + 4);
+    size_t n, total = (size_t)slen + olen;
+    uint32_t min_len;
+
+    if (id < 256 || slen % 4 != 0 || olen % 4 != 0 || total > len - 6) {
+        nf_bad(c, id, off0, "bad v9 options template");
+        return 0;
+    }
+    n = nf_parse_fields(0, p + 6, total, total / 4, NULL, &min_len);
+    if (n != total) {
+        nf_bad(c, id, off0, "bad v9 options template");
+        return 0;
+    }
+    *rc = nf_template_store(c, id, p + 6, n, total / 4, slen / 4, 1);
+    return 6 + total;
+}
+
+/* v9 options template set (id 1). */
+static int nf_v9_options_set(nf_ctx *c, const uint8_t *p, size_t len,
+                             size_t off0)
+{
+    size_t off = 0, n;
+    int rc = 0;
+
+    while (len - off >= 6 && fdx__be16(p + off) != 0) {
+        n = nf_v9_options_rec(c, p + off, len - off, off0 + off, &rc);
+        if (n == 0 || rc != 0)
+            return rc;
+        off += n;
+    }
+    return 0;
+}
+
+/* IPFIX options template set (id 3). */
+static int nf_ipfix_options_set(nf_ctx *c, const uint8_t *p, size_t len,
+                                size_t off0)
+{
+    size_t off = 0, n;
+    uint32_t min_len;
+    int rc;
+
+    while (len - off >= 4) {
+        uint16_t id = fdx__be16(p + off), fc = fdx__be16(p + off + 2);
+        uint16_t sc;
+
+        if (id == 0 && fc == 0)
+            return 0; /* padding */
+        if (fc == 0) {
+            nf_template_withdraw(c->s, id, 1);
+            off += 4;
+            continue;
+        }
+        if (len - off < 6)
+            break;
+        sc = fdx__be16(p + off + 4);
+        n = nf_parse_fields(1, p + off + 6, len - off - 6, fc, NULL,
+                            &min_len);
+        if (id < 256 || n == 0 || sc > fc) {
+            nf_bad(c, id, off0 + off, "bad IPFIX options template");
+            return 0;
+        }
+        rc = nf_template_store(c, id, p + off + 6, n, fc, sc, 1);
+        if (rc != 0)
+            return rc;
+        off += 6 + n;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* Messages                                                          */
+/* ---------------------------------------------------------------- */
+
+static int nf_set(nf_ctx *c, uint16_t id, const uint8_t *p, size_t len,
+                  size_t off)
+{
+    int ipfix = c->h.version == 10;
+
+    if (id == (ipfix ? 2 : 0))
+        return nf_template_set(c, p, len, off);
+    if (id == (ipfix ? 3 : 1))
+        return ipfix ? nf_ipfix_options_set(c, p, len, off)
+                     : nf_v9_options_set(c, p, len, off);
+    if (id >= 256)
+        return nf_data_set(c, id, p, len, off);
+    nf_bad(c, id, off, "reserved set id");
+    return 0;
+}
+
+static int nf_all_zero(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != 0)
+            return 0;
+    return 1;
+}
+
+/*
+ * Walks the sets of a v9 or IPFIX message from off to len by their own
+ * lengths.  A set that claims less than its header or more than what is
+ * left ends the walk: nothing after it can be located.
+ */
+static int nf_walk_sets(nf_ctx *c, const uint8_t *buf, size_t len,
+                        size_t off)
+{
+    int rc;
+
+    while (len - off >= 4) {
+        uint16_t id = fdx__be16(buf + off), slen = fdx__be16(buf + off + 2);
+
+        if (slen < 4) {
+            if (!nf_all_zero(buf + off, len - off))
+                nf_bad(c, id, off, "set length below 4");
+            return 0;
+        }
+        if (slen > len - off) {
+            nf_bad(c, id, off, "set length beyond datagram");
+            return 0;
+        }
+        rc = nf_set(c, id, buf + off + 4, slen - 4u, off + 4);
+        if (rc != 0)
+            return rc;
+        off += slen;
+    }
+    return 0;
+}
+
+static int nf_decode_v9(nf_ctx *c, const fdx_addr *a, uint16_t port,
+                        const uint8_t *buf, size_t len)
+{
+    uint32_t seq;
+    int rc;
+
+    if (len < 20)
+        return FDX_ETRUNC;
+    c->h.uptime_ms = fdx__be32(buf + 4);
+    c->h.export_ms = (uint64_t)fdx__be32(buf + 8) * 1000;
+    seq = fdx__be32(buf + 12);
+    c->s = nf_session_get(c->dec, a, port, 9, fdx__be32(buf + 16));
+    if (c->s == NULL)
+        return FDX_ELIMIT;
+    nf_seq_check(c->dec, c->s, seq);
+    nf_seq_advance(c->s, seq, 1);
+    rc = nf_walk_sets(c, buf, len, 20);
+    return rc != 0 ? rc : c->count;
+}
+
+static int nf_decode_ipfix(nf_ctx *c, const fdx_addr *a, uint16_t port,
+                           const uint8_t *buf, size_t len)
+{
+    size_t mlen;
+    uint32_t seq;
+    int rc;
+
+    if (len < 16)
+        return FDX_ETRUNC;
+    mlen = fdx__be16(buf + 2);
+    if (mlen < 16)
+        return FDX_ECORRUPT;
+    c->h.export_ms = (uint64_t)fdx__be32(buf + 4) * 1000;
+    seq = fdx__be32(buf + 8);
+    c->s = nf_session_get(c->dec, a, port, 10, fdx__be32(buf + 12));
+    if (c->s == NULL)
+        return FDX_ELIMIT;
+    if (mlen > len) {
+        nf_bad(c, 0, 2, "message length beyond datagram");
+        mlen = len;
+    }
+    nf_seq_check(c->dec, c->s, seq);
+    rc = nf_walk_sets(c, buf, mlen, 16);
+    if (c->unknown_sets == 0)
+        nf_seq_advance(c->s, seq, c->nrecords);
+    else
+        c->s->has_seq = 0; /* cannot tell how many records it held */
+    return rc != 0 ? rc : c->count;
+}
+
+/* ---------------------------------------------------------------- */
+/* NetFlow v5                                                        */
+/* ---------------------------------------------------------------- */
+
+static void nf_v5_record(nf_ctx *c, const uint8_t *p, uint32_t sampling,
+                         fdx_flow *f)
+{
+    uint32_t first = fdx__be32(p + 24), last = fdx__be32(p + 28);
+    nf_rec r;
+
+    memset(&r, 0, sizeof(r));
+    fdx_addr_from_v4(&r.f.src, p);
+    fdx_addr_from_v4(&r.f.dst, p + 4);
+    r.f.packets = fdx__be32(p + 16);
+    r.f.octets = fdx__be32(p + 20);
+    r.f.sport = fdx__be16(p + 32);
+    r.f.dport = fdx__be16(p + 34);
+    r.f.tcp_flags = p[37];
+    r.f.proto = p[38];
+    r.tkind[0] = r.tkind[1] = 1;
+    r.tval[0] = first;
+    r.tval[1] = last;
+    nf_rec_times(c, &r);
+    r.f.exporter = c->s->exporter;
+    r.f.exporter_port = c->s->port;
+    r.f.domain = c->s->domain;
+    r.f.source = FDX_SRC_NETFLOW5;
+    r.f.sampling = sampling;
+    if (sampling > 1)
+        r.f.flags |= FDX_FLOW_SAMPLED;
+    *f = r.f;
+}
+
+/*
+ * v5: a 24-byte header and count 48-byte records.  Only records that fit
+ * in the datagram are decoded; a count that disagrees is logged.
+ */
+static int nf_decode_v5(nf_ctx *c, const fdx_addr *a, uint16_t port,
+                        const uint8_t *buf, size_t len)
+{
+    size_t count, fit;
+    uint32_t seq, sampling;
+    fdx_flow f;
+
+    if (len < 24)
+        return FDX_ETRUNC;
+    count = fdx__be16(buf + 2);
+    fit = (len - 24) / 48;
+    c->h.uptime_ms = fdx__be32(buf + 4);
+    c->h.export_ms = (uint64_t)fdx__be32(buf + 8) * 1000 +
+                     fdx__be32(buf + 12) / 1000000u;
+    seq = fdx__be32(buf + 16);
+    sampling = fdx__be16(buf + 22) & 0x3FFF;
+    c->s = nf_session_get(c->dec, a, port, 5, fdx__be16(buf + 20));
+    if (c->s == NULL)
+        return FDX_ELIMIT;
+    if (count > fit) {
+        nf_bad(c, 0, 2, "v5 count beyond datagram");
+        count = fit;
+    }
+    nf_seq_check(c->dec, c->s, seq);
+    nf_seq_advance(c->s, seq, (uint32_t)count);
+    for (size_t i = 0; i < count; i++) {
+        nf_v5_record(c, buf + 24 + i * 48, sampling, &f);
+        c->dec->st.flows++;
+        c->count++;
+        if (c->fn != NULL && (c->stop = c->fn(c->ud, &f)) != 0)
+            return c->stop;
+    }
+    return c->count;
+}
+
+int fdx_nf_decode(fdx_nf_decoder *dec, const fdx_addr *exporter,
+                  uint16_t port, const uint8_t *buf, size_t len,
+                  uint64_t recv_ms, fdx_flow_fn fn, void *ud)
+{
+    static const fdx_addr none = {{0}};
+    nf_ctx c;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    c.dec = dec;
+    c.fn = fn;
+    c.ud = ud;
+    c.h.recv_ms = recv_ms;
+    if (exporter == NULL)
+        exporter = &none;
+    if (buf == NULL || len < 2) {
+        rc = FDX_ETRUNC;
+    } else {
+        c.h.version = (uint8_t)fdx__be16(buf);
+        switch (fdx__be16(buf)) {
+        case 5: rc = nf_decode_v5(&c, exporter, port, buf, len); break;
+        case 9: rc = nf_decode_v9(&c, exporter, port, buf, len); break;
+        case 10: rc = nf_decode_ipfix(&c, exporter, port, buf, len); break;
+        default: rc = FDX_EVERSION; break;
+        }
+    }
+    if (c.stop != 0) {
+        dec->st.datagrams++;
+        return c.stop;
+    }
+    if (rc < 0 && rc != FDX_ELIMIT) {
+        dec->st.bad_datagrams++;
+        nf_warn(dec, NULL, 0, 0, fdx_strerror(rc));
+    } else if (rc >= 0) {
+        dec->st.datagrams++;
+    }
+    return rc;
+}

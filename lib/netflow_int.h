@@ -1,0 +1,99 @@
+/*
+ * Private layout of the NetFlow v5 / v9 / IPFIX decoder (lib/netflow.c).
+ *
+ * A decoder keeps one session per exporter address, UDP port, protocol
+ * version and source id / observation domain.  A session holds the
+ * templates it announced (sorted by id), what its options records said
+ * about sampling and the system init time, the next expected sequence
+ * number and a few data sets that arrived before their template.
+ * Everything is bounded by fdx_nf_limits.
+ */
+#ifndef FLOWDEX_NETFLOW_INT_H
+#define FLOWDEX_NETFLOW_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flowdex/flow.h"
+
+#define NF_DEF_EXPORTERS 256
+#define NF_DEF_TEMPLATES 1024
+#define NF_DEF_FIELDS 256
+#define NF_DEF_PENDING (64u * 1024u)
+#define NF_MAX_PENDING_SETS 16 /* early data sets kept per session */
+#define NF_MAX_SAMPLERS 32     /* sampler ids remembered per session */
+#define NF_LOG_BURST 50        /* malformed-input lines logged in full */
+#define NF_LOG_EVERY 1000      /* then one line per this many */
+
+#define NF_PEN_REVERSE 29305u /* RFC 5103 reverse information elements */
+#define NF_VARLEN 0xFFFFu     /* field length meaning "variable" */
+
+/* One field specifier of a template. */
+typedef struct nf_field {
+    uint16_t type; /* element id, enterprise bit cleared */
+    uint16_t len;  /* NF_VARLEN: variable length */
+    uint32_t pen;  /* private enterprise number, 0 for IANA */
+} nf_field;
+
+typedef struct nf_template {
+    uint16_t id;
+    uint16_t nfields;
+    uint16_t nscope;  /* leading scope fields of an options template */
+    uint8_t options;  /* 1: options template, records are not flows */
+    uint32_t min_len; /* record length, a variable field counted as 1 */
+    nf_field *fields; /* nfields entries, owned */
+} nf_template;
+
+/* What a data record needs to know of the message that carried it. */
+typedef struct nf_hdr {
+    uint64_t export_ms; /* header export time, UTC ms */
+    uint64_t recv_ms;
+    uint32_t uptime_ms; /* v9/v5 header sysUptime */
+    uint8_t version;
+} nf_hdr;
+
+typedef struct nf_sampler {
+    uint64_t id;
+    uint32_t interval;
+} nf_sampler;
+
+/* A copy of a data set whose template was not known yet. */
+typedef struct nf_pending {
+    uint8_t *body; /* set content after the 4-byte set header, owned */
+    size_t len;
+    uint16_t set_id;
+    nf_hdr hdr;
+} nf_pending;
+
+typedef struct nf_session {
+    fdx_addr exporter;
+    uint16_t port;
+    uint8_t version;
+    uint32_t domain;
+
+    nf_template *tpl; /* sorted by id */
+    size_t ntpl, captpl;
+
+    nf_sampler smp[NF_MAX_SAMPLERS];
+    size_t nsmp;
+    uint32_t def_sampling; /* sampling announced without a sampler id */
+    uint64_t init_ms;      /* systemInitTimeMilliseconds (IE 160) */
+    uint8_t has_init;
+
+    uint32_t next_seq;
+    uint8_t has_seq;
+
+    nf_pending pend[NF_MAX_PENDING_SETS];
+    size_t npend, pend_bytes;
+} nf_session;
+
+struct fdx_nf_decoder {
+    fdx_nf_limits lim;
+    fdx_logger log;
+    fdx_read_stats st;
+    nf_session **sess; /* nsess entries, at most lim.max_exporters */
+    size_t nsess, capsess;
+    uint64_t nbad_logged;
+};
+
+#endif /* FLOWDEX_NETFLOW_INT_H */
