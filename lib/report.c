@@ -1,2 +1,0 @@
-/* placeholder: filled in by its module */
-#include "internal.h"
