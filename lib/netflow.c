@@ -459,18 +459,25 @@ static void nf_addr_field(fdx_addr *a, uint8_t *has, const uint8_t *p,
     *has = 1;
 }
 
-/* Reverse (PEN 29305) and other enterprise elements. */
+/*
+ * Reverse counters among enterprise elements: RFC 5103 (PEN 29305, IE 1
+ * and 2) and Ixia's own reverse octet/packet delta counts (PEN 3054, 176
+ * and 177).  Every other enterprise element is skipped.
+ */
 static void nf_field_enterprise(nf_rec *r, const nf_field *f, uint64_t v)
 {
-    if (f->pen != NF_PEN_REVERSE)
-        return;
-    if (f->type == 1) {
+    int rev_oct = (f->pen == NF_PEN_REVERSE && f->type == 1) ||
+                  (f->pen == NF_PEN_IXIA && f->type == 176);
+    int rev_pkt = (f->pen == NF_PEN_REVERSE && f->type == 2) ||
+                  (f->pen == NF_PEN_IXIA && f->type == 177);
+
+    if (rev_oct)
         r->f.rev_octets = v;
-        r->has_rev = 1;
-    } else if (f->type == 2) {
+    else if (rev_pkt)
         r->f.rev_packets = v;
-        r->has_rev = 1;
-    }
+    else
+        return;
+    r->has_rev = 1;
 }
 
 static void nf_field_counter(nf_rec *r, uint16_t type, uint64_t v)

@@ -26,6 +26,7 @@
 #define NF_LOG_EVERY 1000      /* then one line per this many */
 
 #define NF_PEN_REVERSE 29305u /* RFC 5103 reverse information elements */
+#define NF_PEN_IXIA 3054u    /* Ixia: reverse counts as 176/177 */
 #define NF_VARLEN 0xFFFFu     /* field length meaning "variable" */
 
 /* One field specifier of a template. */

@@ -1,0 +1,772 @@
+/*
+ * Tests of the NetFlow v5 / v9 / IPFIX decoder: real exporters' captures
+ * (tests/data/netflow, see its README.md) and crafted datagrams, among
+ * them malformed ones that must be skipped without crashing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "flowdex/flow.h"
+
+#ifndef FDX_SOURCE_ROOT
+#define FDX_SOURCE_ROOT "."
+#endif
+#define DATA FDX_SOURCE_ROOT "/tests/data/netflow/"
+#define MAX_FLOWS 512
+
+typedef struct sink {
+    fdx_flow f[MAX_FLOWS];
+    size_t n;
+    int stop_after; /* 0: never */
+} sink;
+
+static int collect(void *ud, const fdx_flow *f)
+{
+    sink *s = ud;
+
+    if (s->n < MAX_FLOWS)
+        s->f[s->n] = *f;
+    s->n++;
+    if (s->stop_after != 0 && s->n == (size_t)s->stop_after)
+        return 42;
+    return 0;
+}
+
+static sink *read_case(const char *name, fdx_read_stats *st)
+{
+    static sink s;
+    char path[512];
+    fdx_error err = {0, ""};
+    int rc;
+
+    memset(&s, 0, sizeof(s));
+    memset(st, 0, sizeof(*st));
+    snprintf(path, sizeof(path), DATA "%s.pcap", name);
+    rc = fdx_read_capture(path, NULL, collect, &s, st, &err);
+    if (rc != 0)
+        fail_msg("%s: %d %s", name, rc, err.msg);
+    assert_int_equal(st->flows, s.n);
+    return &s;
+}
+
+/* ---------------------------------------------------------------- */
+/* Real captures                                                     */
+/* ---------------------------------------------------------------- */
+
+/*
+ * Every corpus export capture must give exactly the per-connection
+ * octets/packets that nfpcapd wrote to the corpus nfcapd file.
+ */
+static void check_corpus(const char *name)
+{
+    char line[256], sa[64], da[64], fa[64], fb[64];
+    unsigned sp, dp, pr;
+    unsigned long long oct, pkt;
+    fdx_read_stats st;
+    sink *s = read_case(name, &st);
+    FILE *fp = fopen(DATA "corpus-nfcapd.txt", "r");
+    size_t found = 0;
+
+    assert_non_null(fp);
+    assert_int_equal(s->n, 200);
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        assert_int_equal(sscanf(line, "%63s %u %63s %u %u %llu %llu", sa,
+                                &sp, da, &dp, &pr, &oct, &pkt), 7);
+        for (size_t i = 0; i < s->n; i++) {
+            const fdx_flow *f = &s->f[i];
+            fdx_addr_format(&f->src, fa, sizeof(fa));
+            fdx_addr_format(&f->dst, fb, sizeof(fb));
+            if (strcmp(fa, sa) || strcmp(fb, da) || f->sport != sp ||
+                f->dport != dp || f->proto != pr)
+                continue;
+            assert_int_equal(f->octets, oct);
+            assert_int_equal(f->packets, pkt);
+            assert_false(f->flags & (FDX_FLOW_TIME_BAD | FDX_FLOW_SAMPLED));
+            assert_true(f->first_ms >= 1796321100000ull);
+            assert_true(f->last_ms <= 1796321400000ull);
+            found++;
+            break;
+        }
+    }
+    fclose(fp);
+    assert_int_equal(found, 200);
+    assert_int_equal(st.bad_records + st.bad_datagrams + st.no_template, 0);
+}
+
+static void test_corpus_softflowd_v5(void **state)
+{
+    (void)state;
+    check_corpus("softflowd-netflow-v5");
+}
+
+static void test_corpus_softflowd_v9(void **state)
+{
+    (void)state;
+    check_corpus("softflowd-netflow-v9");
+}
+
+static void test_corpus_softflowd_ipfix(void **state)
+{
+    (void)state;
+    check_corpus("softflowd-ipfix");
+}
+
+static void test_corpus_pmacctd_v9(void **state)
+{
+    (void)state;
+    check_corpus("pmacctd-netflow-v9");
+}
+
+static void test_corpus_pmacctd_ipfix(void **state)
+{
+    (void)state;
+    check_corpus("pmacctd-ipfix");
+}
+
+static void test_v5_count_mismatch(void **state)
+{
+    fdx_read_stats st;
+    sink *s = read_case("v5-corrupt-record-count", &st);
+
+    (void)state;
+    assert_int_equal(s->n, 60);           /* 30 that fit, twice */
+    assert_int_equal(st.bad_records, 2);  /* each count mismatch */
+    assert_int_equal(st.bad_datagrams, 0);
+    assert_int_equal(s->f[0].octets, 3405774888u);
+    assert_int_equal(s->f[0].source, FDX_SRC_NETFLOW5);
+    assert_int_equal(s->f[0].domain, 67); /* engine id */
+}
+
+static void test_v5_sampling(void **state)
+{
+    fdx_read_stats st;
+    sink *s = read_case("graylog-softflowd-v5-pcap", &st);
+
+    (void)state;
+    assert_int_equal(s->n, 4);
+    for (size_t i = 0; i < s->n; i++) {
+        assert_int_equal(s->f[i].sampling, 100);
+        assert_true(s->f[i].flags & FDX_FLOW_SAMPLED);
+    }
+    assert_int_equal(s->f[0].octets, 84);
+}
+
+static void test_v9_header_count_ignored(void **state)
+{
+    fdx_read_stats st;
+    sink *s = read_case("softflowd-v9-header-count-data-only", &st);
+
+    (void)state;
+    assert_int_equal(s->n, 2);       /* header count says 2 flowsets */
+    assert_int_equal(s->f[0].template_id, 2048);
+    assert_false(fdx_addr_is_v4(&s->f[0].src));
+    assert_int_equal(s->f[0].octets, 96);
+    assert_int_equal(s->f[1].octets, 98);
+    /* sampling announced by the options record ahead of the data */
+    assert_int_equal(s->f[1].sampling, 100);
+    assert_true(s->f[1].flags & FDX_FLOW_SAMPLED);
+
+    s = read_case("graylog-softflowd-v9-concatenated", &st);
+    assert_int_equal(s->n, 6);
+    assert_int_equal(s->f[0].octets, 230);
+    assert_int_equal(s->f[0].packets, 5);
+}
+
+static void test_v9_data_before_template(void **state)
+{
+    fdx_read_stats st;
+    sink *s = read_case("graylog-nprobe-v9-data-before-template-pcap", &st);
+
+    (void)state;
+    assert_int_equal(s->n, 15);
+    assert_int_equal(st.no_template, 0);
+    assert_int_equal(s->f[0].octets, 110);
+    assert_int_equal(s->f[0].template_id, 257);
+}
+
+static void test_ipfix_varlen(void **state)
+{
+    fdx_read_stats st;
+    sink *s = read_case("netscaler-ipfix-varlen-enterprise", &st);
+
+    (void)state;
+    assert_int_equal(s->n, 3);
+    assert_int_equal(s->f[0].octets, 40);
+    assert_int_equal(s->f[1].octets, 1525);
+    assert_int_equal(s->f[2].octets, 1541);
+    assert_int_equal(st.no_template, 1);   /* set 280 never defined */
+    /* microseconds fraction read as the exporter meant it */
+    assert_int_equal(s->f[0].first_ms % 1000, 548);
+}
+
+static void test_v9_varlen_and_zero_len(void **state)
+{
+    fdx_read_stats st;
+    sink *s = read_case("h3c-v9-netstream-varstring", &st);
+
+    (void)state;
+    assert_int_equal(s->n, 1);
+    assert_int_equal(s->f[0].octets, 702);
+    assert_int_equal(s->f[0].packets, 9);
+    assert_int_equal(s->f[0].sport, 137);
+
+    s = read_case("v9-zero-length-template-fields", &st);
+    assert_int_equal(s->n, 10);
+    assert_int_equal(st.bad_records, 0);
+}
+
+static void test_v9_padding(void **state)
+{
+    fdx_read_stats st;
+    sink *s = read_case("cisco-aci-v9-zero-padded-templates", &st);
+
+    (void)state;
+    assert_int_equal(s->n, 3);
+    assert_int_equal(st.bad_records, 0);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(s->f[i].octets, 99);
+}
+
+static void test_ipfix_reverse(void **state)
+{
+    fdx_read_stats st;
+    sink *s = read_case("ixia-ipfix-enterprise-fields", &st);
+
+    (void)state;
+    assert_int_equal(s->n, 3);
+    assert_int_equal(s->f[2].rev_octets, 625);
+    assert_int_equal(s->f[2].rev_packets, 6);
+    assert_true(s->f[2].flags & FDX_FLOW_BIFLOW);
+    assert_int_equal(s->f[1].domain, 1);
+}
+
+static void test_v9_nsel(void **state)
+{
+    fdx_read_stats st;
+    sink *s = read_case("cisco-asa-v9-nsel", &st);
+
+    (void)state;
+    assert_int_equal(s->n, 14);
+    assert_int_equal(s->f[0].octets, 56);
+    assert_int_equal(s->f[0].first_ms, 1444384067569ull);
+    assert_int_equal(s->f[0].proto, 1);
+}
+
+static void test_ipfix_init_time(void **state)
+{
+    fdx_read_stats st;
+    sink *s = read_case("softflowd-ipfix-concatenated-capture", &st);
+
+    (void)state;
+    assert_int_equal(s->n, 12);
+    assert_int_equal(s->f[0].octets, 260);
+    /* IE 21/22 + systemInitTimeMilliseconds: 2015-05-13 */
+    assert_true(s->f[0].first_ms > 1431500000000ull);
+    assert_true(s->f[0].first_ms < 1431600000000ull);
+    assert_false(s->f[0].flags & FDX_FLOW_TIME_BAD);
+}
+
+/* ---------------------------------------------------------------- */
+/* Crafted datagrams                                                 */
+/* ---------------------------------------------------------------- */
+
+typedef struct buf {
+    uint8_t b[2048];
+    size_t n;
+} buf;
+
+static void put8(buf *b, unsigned v)
+{
+    b->b[b->n++] = (uint8_t)v;
+}
+
+static void put16(buf *b, unsigned v)
+{
+    put8(b, v >> 8);
+    put8(b, v);
+}
+
+static void put32(buf *b, uint32_t v)
+{
+    put16(b, v >> 16);
+    put16(b, v & 0xFFFF);
+}
+
+static void v9_header(buf *b, uint32_t seq, uint32_t source_id)
+{
+    b->n = 0;
+    put16(b, 9);
+    put16(b, 1);
+    put32(b, 100000);      /* sysUptime ms */
+    put32(b, 1700000000);  /* unix secs */
+    put32(b, seq);
+    put32(b, source_id);
+}
+
+static void ipfix_header(buf *b, uint32_t seq, uint32_t domain)
+{
+    b->n = 0;
+    put16(b, 10);
+    put16(b, 0); /* length, set by ipfix_done */
+    put32(b, 1700000000);
+    put32(b, seq);
+    put32(b, domain);
+}
+
+static void ipfix_done(buf *b)
+{
+    b->b[2] = (uint8_t)(b->n >> 8);
+    b->b[3] = (uint8_t)b->n;
+}
+
+/* Sets the length of the set that starts at off. */
+static void set_done(buf *b, size_t off)
+{
+    size_t len = b->n - off;
+
+    b->b[off + 2] = (uint8_t)(len >> 8);
+    b->b[off + 3] = (uint8_t)len;
+}
+
+static fdx_nf_decoder *dec_new(const fdx_nf_limits *lim)
+{
+    fdx_nf_decoder *d = fdx_nf_decoder_new(lim, NULL);
+
+    assert_non_null(d);
+    return d;
+}
+
+static int feed(fdx_nf_decoder *d, const buf *b, sink *s)
+{
+    fdx_addr a;
+
+    fdx_addr_parse(&a, "192.0.2.1");
+    return fdx_nf_decode(d, &a, 2055, b->b, b->n, 1700000001000ull,
+                         collect, s);
+}
+
+/* v9 template 256: src, dst (4), octets (2 bytes: reduced size), octets
+ * again, pkts (4), first/last switched, proto, 85 total octets */
+static void v9_template_256(buf *b)
+{
+    size_t off = b->n;
+
+    put16(b, 0);
+    put16(b, 0);
+    put16(b, 256);
+    put16(b, 8);
+    put16(b, 8); put16(b, 4);
+    put16(b, 12); put16(b, 4);
+    put16(b, 1); put16(b, 2);
+    put16(b, 1); put16(b, 4);
+    put16(b, 2); put16(b, 4);
+    put16(b, 22); put16(b, 4);
+    put16(b, 21); put16(b, 4);
+    put16(b, 4); put16(b, 1);
+    set_done(b, off);
+}
+
+static void v9_data_256(buf *b, unsigned octets)
+{
+    size_t off = b->n;
+
+    put16(b, 256);
+    put16(b, 0);
+    put32(b, 0x0A000001);
+    put32(b, 0x0A000002);
+    put16(b, octets);
+    put32(b, 999999); /* the same element again: ignored */
+    put32(b, 7);
+    put32(b, 90000);  /* 10 s before the header uptime */
+    put32(b, 99000);
+    put8(b, 6);
+    put8(b, 0);       /* padding */
+    put8(b, 0);
+    put8(b, 0);
+    set_done(b, off);
+}
+
+static void test_crafted_v9_basic(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    fdx_read_stats st;
+    sink *s = calloc(1, sizeof(*s));
+    buf b;
+
+    (void)state;
+    v9_header(&b, 1, 7);
+    v9_template_256(&b);
+    v9_data_256(&b, 1234);
+    assert_int_equal(feed(d, &b, s), 1);
+    assert_int_equal(s->f[0].octets, 1234);
+    assert_int_equal(s->f[0].packets, 7);
+    assert_int_equal(s->f[0].proto, 6);
+    assert_int_equal(s->f[0].domain, 7);
+    assert_int_equal(s->f[0].exporter_port, 2055);
+    assert_int_equal(s->f[0].first_ms, 1700000000000ull - 10000);
+    assert_int_equal(s->f[0].last_ms, 1700000000000ull - 1000);
+    assert_int_equal(s->f[0].flags, 0);
+
+    /* sequence 1 -> 4: two datagrams lost */
+    v9_header(&b, 4, 7);
+    v9_data_256(&b, 5);
+    assert_int_equal(feed(d, &b, s), 1);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.seq_lost, 2);
+    assert_int_equal(st.datagrams, 2);
+
+    /* another source id: its own session, no template there */
+    v9_header(&b, 1, 8);
+    v9_data_256(&b, 5);
+    assert_int_equal(feed(d, &b, s), 0);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.no_template, 1);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/* IPFIX: options record with systemInitTimeMilliseconds and a sampler,
+ * then a record with uptime times and the sampler id. */
+static void test_crafted_ipfix_options(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    size_t off;
+    buf b;
+
+    (void)state;
+    ipfix_header(&b, 0, 3);
+    off = b.n;                        /* options template 300 */
+    put16(&b, 3); put16(&b, 0);
+    put16(&b, 300); put16(&b, 4); put16(&b, 1);
+    put16(&b, 302); put16(&b, 2);     /* scope: selectorId */
+    put16(&b, 160); put16(&b, 8);     /* systemInitTimeMilliseconds */
+    put16(&b, 305); put16(&b, 4);     /* samplingPacketInterval */
+    put16(&b, 306); put16(&b, 4);     /* samplingPacketSpace */
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 2); put16(&b, 0);
+    put16(&b, 301); put16(&b, 4);
+    put16(&b, 1); put16(&b, 8);
+    put16(&b, 22); put16(&b, 4);
+    put16(&b, 21); put16(&b, 4);
+    put16(&b, 302); put16(&b, 2);
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 300); put16(&b, 0);
+    put16(&b, 5);                     /* selector 5 */
+    put32(&b, 0x0000018B); put32(&b, 0xCFE56800u); /* init ms */
+    put32(&b, 1);                     /* 1 packet taken ... */
+    put32(&b, 99);                    /* ... 99 skipped: 1 in 100 */
+    set_done(&b, off);
+    ipfix_done(&b);
+    assert_int_equal(feed(d, &b, s), 0); /* options are not flows */
+
+    ipfix_header(&b, 1, 3);
+    off = b.n;
+    put16(&b, 301); put16(&b, 0);
+    put32(&b, 0); put32(&b, 5000);
+    put32(&b, 1000); put32(&b, 2000);
+    put16(&b, 5);
+    set_done(&b, off);
+    ipfix_done(&b);
+    assert_int_equal(feed(d, &b, s), 1);
+    assert_int_equal(s->f[0].octets, 5000);
+    assert_int_equal(s->f[0].source, FDX_SRC_IPFIX);
+    assert_int_equal(s->f[0].first_ms, 0x0000018BCFE56800ull + 1000);
+    assert_int_equal(s->f[0].last_ms, 0x0000018BCFE56800ull + 2000);
+    assert_int_equal(s->f[0].sampling, 100);
+    assert_true(s->f[0].flags & FDX_FLOW_SAMPLED);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+static void test_crafted_ipfix_withdraw(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    size_t off;
+    buf b;
+
+    (void)state;
+    ipfix_header(&b, 0, 1);
+    off = b.n;
+    put16(&b, 2); put16(&b, 0);
+    put16(&b, 400); put16(&b, 2);
+    put16(&b, 1); put16(&b, 4);
+    put16(&b, 0x8000 | 1); put16(&b, 4); put32(&b, 29305); /* reverse */
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 400); put16(&b, 0);
+    put32(&b, 10); put32(&b, 20);
+    put32(&b, 11); put32(&b, 21);
+    set_done(&b, off);
+    ipfix_done(&b);
+    assert_int_equal(feed(d, &b, s), 2);
+    assert_int_equal(s->f[1].rev_octets, 21);
+    assert_true(s->f[1].flags & FDX_FLOW_BIFLOW);
+    assert_true(s->f[1].flags & FDX_FLOW_NO_TIME);
+
+    /* withdraw 400, then data for it waits for a template again */
+    ipfix_header(&b, 2, 1);
+    off = b.n;
+    put16(&b, 2); put16(&b, 0);
+    put16(&b, 400); put16(&b, 0);
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 400); put16(&b, 0);
+    put32(&b, 10); put32(&b, 20);
+    set_done(&b, off);
+    ipfix_done(&b);
+    assert_int_equal(feed(d, &b, s), 0);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.no_template, 1);
+    assert_int_equal(st.seq_lost, 0);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+static void test_crafted_v5_times(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    buf b = {{0}, 0};
+
+    (void)state;
+    put16(&b, 5); put16(&b, 2);
+    put32(&b, 5000);                 /* uptime 5 s */
+    put32(&b, 1700000000); put32(&b, 250000000); /* .250 s */
+    put32(&b, 0); put8(&b, 0); put8(&b, 1);
+    put16(&b, 0x4000 | 10);          /* mode 1, 1 in 10 */
+    for (int i = 0; i < 2; i++) {
+        size_t start = b.n;
+        memset(b.b + start, 0, 48);
+        b.n += 16;
+        put32(&b, 3); put32(&b, 300);
+        put32(&b, i == 0 ? 0xFFFFFFFFu : 0xFFFFF000u); /* wraps */
+        put32(&b, 4000);
+        b.n = start + 48;
+    }
+    assert_int_equal(feed(d, &b, s), 2);
+    assert_true(s->f[0].flags & FDX_FLOW_TIME_BAD);
+    assert_int_equal(s->f[0].sampling, 10);
+    assert_true(s->f[0].flags & FDX_FLOW_SAMPLED);
+    /* 0xFFFFF000 is 4096 ms before uptime 0: 9096 ms before export */
+    assert_int_equal(s->f[1].first_ms, 1700000000250ull - 9096);
+    assert_int_equal(s->f[1].last_ms, 1700000000250ull - 1000);
+    assert_false(s->f[1].flags & FDX_FLOW_TIME_BAD);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/* ---------------------------------------------------------------- */
+/* Hostile input                                                     */
+/* ---------------------------------------------------------------- */
+
+static void test_malformed_sets(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    size_t off;
+    buf b;
+
+    (void)state;
+    /* truncated headers */
+    b.n = 0;
+    put16(&b, 9); put16(&b, 1); put32(&b, 0);
+    assert_int_equal(feed(d, &b, s), FDX_ETRUNC);
+    b.n = 3;
+    b.b[0] = 0; b.b[1] = 10;
+    assert_int_equal(feed(d, &b, s), FDX_ETRUNC);
+    b.b[1] = 5;
+    assert_int_equal(feed(d, &b, s), FDX_ETRUNC);
+    b.b[1] = 7;
+    assert_int_equal(feed(d, &b, s), FDX_EVERSION);
+
+    /* template, then a set of length 0 with junk after it */
+    v9_header(&b, 1, 1);
+    v9_template_256(&b);
+    put16(&b, 256); put16(&b, 0); put32(&b, 0xDEADBEEF);
+    assert_int_equal(feed(d, &b, s), 0);
+
+    /* a set longer than the datagram; the set before it still counts */
+    v9_header(&b, 2, 1);
+    v9_data_256(&b, 77);
+    put16(&b, 256); put16(&b, 4000); put32(&b, 1);
+    assert_int_equal(feed(d, &b, s), 1);
+    assert_int_equal(s->f[0].octets, 77);
+
+    /* template claiming 60000 fields in a 16-byte set */
+    v9_header(&b, 3, 1);
+    off = b.n;
+    put16(&b, 0); put16(&b, 0);
+    put16(&b, 300); put16(&b, 60000);
+    put16(&b, 1); put16(&b, 4);
+    put16(&b, 2); put16(&b, 4);
+    set_done(&b, off);
+    assert_int_equal(feed(d, &b, s), 0);
+
+    /* v9 field of length 0xFFFF (variable), record cut short */
+    v9_header(&b, 4, 1);
+    off = b.n;
+    put16(&b, 0); put16(&b, 0);
+    put16(&b, 301); put16(&b, 2);
+    put16(&b, 1); put16(&b, 4);
+    put16(&b, 82); put16(&b, 0xFFFF);
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 301); put16(&b, 0);
+    put32(&b, 5); put8(&b, 255); put16(&b, 9000); put8(&b, 1);
+    set_done(&b, off);
+    assert_int_equal(feed(d, &b, s), 0);
+
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.bad_datagrams, 4);
+    assert_int_equal(st.bad_records, 4);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+static void test_limits(void **state)
+{
+    fdx_nf_limits lim = {1, 1, 4, 64};
+    fdx_nf_decoder *d = dec_new(&lim);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    size_t off;
+    buf b;
+
+    (void)state;
+    v9_header(&b, 1, 1);
+    v9_template_256(&b);             /* 8 fields > 4: refused */
+    assert_int_equal(feed(d, &b, s), 0);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.limit_hits, 1);
+
+    v9_header(&b, 2, 2);             /* a second session: refused */
+    assert_int_equal(feed(d, &b, s), FDX_ELIMIT);
+
+    v9_header(&b, 2, 1);             /* two templates, one allowed */
+    off = b.n;
+    put16(&b, 0); put16(&b, 0);
+    put16(&b, 260); put16(&b, 1); put16(&b, 1); put16(&b, 4);
+    put16(&b, 261); put16(&b, 1); put16(&b, 2); put16(&b, 4);
+    set_done(&b, off);
+    for (int i = 0; i < 3; i++) {    /* 3 x 24 bytes of early data */
+        off = b.n;
+        put16(&b, 999); put16(&b, 0);
+        for (int k = 0; k < 6; k++)
+            put32(&b, 1);
+        set_done(&b, off);
+    }
+    assert_int_equal(feed(d, &b, s), 0);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.limit_hits, 4);  /* + session, template, pending */
+    assert_int_equal(st.no_template, 3); /* 1 dropped + 2 still waiting */
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+static void test_stop(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    buf b;
+
+    (void)state;
+    s->stop_after = 1;
+    v9_header(&b, 1, 1);
+    v9_template_256(&b);
+    v9_data_256(&b, 1);
+    v9_data_256(&b, 2);
+    assert_int_equal(feed(d, &b, s), 42);
+    assert_int_equal(s->n, 1);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/* Random corruption of real datagrams must never crash (run under ASan). */
+static void test_fuzz_mutations(void **state)
+{
+    static const char *names[] = {
+        "netscaler-ipfix-varlen-enterprise", "h3c-v9-netstream-varstring",
+        "softflowd-v9-header-count-data-only", "ixia-ipfix-enterprise-fields",
+        "cisco-asa-v9-nsel", "v5-corrupt-record-count"};
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    unsigned seed = 12345;
+    buf b;
+
+    (void)state;
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        char path[512];
+        FILE *fp;
+        uint8_t file[4096];
+        size_t n;
+
+        snprintf(path, sizeof(path), DATA "%s.pcap", names[k]);
+        fp = fopen(path, "rb");
+        assert_non_null(fp);
+        n = fread(file, 1, sizeof(file), fp);
+        fclose(fp);
+        assert_true(n > 24 + 16 + 42);
+        for (int it = 0; it < 3000; it++) {
+            /* first frame's UDP payload: pcap hdr + rec hdr + eth/ip/udp */
+            size_t plen = file[24 + 8] | (size_t)file[24 + 9] << 8;
+            plen = plen > 42 ? plen - 42 : 0;
+            if (plen > n - 82)
+                plen = n - 82;
+            memcpy(b.b, file + 82, plen);
+            b.n = plen;
+            for (int m = 0; m < 1 + it % 8 && b.n > 0; m++) {
+                seed = seed * 1103515245u + 12345u;
+                b.b[(seed >> 8) % b.n] = (uint8_t)(seed >> 20);
+            }
+            if (it % 7 == 0)
+                b.n = (seed >> 4) % (b.n + 1);
+            s->n = 0;
+            (void)feed(d, &b, s);
+        }
+    }
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_corpus_softflowd_v5),
+        cmocka_unit_test(test_corpus_softflowd_v9),
+        cmocka_unit_test(test_corpus_softflowd_ipfix),
+        cmocka_unit_test(test_corpus_pmacctd_v9),
+        cmocka_unit_test(test_corpus_pmacctd_ipfix),
+        cmocka_unit_test(test_v5_count_mismatch),
+        cmocka_unit_test(test_v5_sampling),
+        cmocka_unit_test(test_v9_header_count_ignored),
+        cmocka_unit_test(test_v9_data_before_template),
+        cmocka_unit_test(test_ipfix_varlen),
+        cmocka_unit_test(test_v9_varlen_and_zero_len),
+        cmocka_unit_test(test_v9_padding),
+        cmocka_unit_test(test_ipfix_reverse),
+        cmocka_unit_test(test_v9_nsel),
+        cmocka_unit_test(test_ipfix_init_time),
+        cmocka_unit_test(test_crafted_v9_basic),
+        cmocka_unit_test(test_crafted_ipfix_options),
+        cmocka_unit_test(test_crafted_ipfix_withdraw),
+        cmocka_unit_test(test_crafted_v5_times),
+        cmocka_unit_test(test_malformed_sets),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_stop),
+        cmocka_unit_test(test_fuzz_mutations),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
