@@ -1,2 +1,176 @@
-/* placeholder: filled in by its module */
+/*
+ * Connection assembly.  Exporters cut long flows at their active timeout
+ * and report the two directions of a connection as separate records (or,
+ * for RFC 5103 biflows, as one).  This module reduces every TCP record to
+ * one or two "halves" oriented client/server, then sorts them so that the
+ * records of one connection are adjacent, and joins them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
+#include "scan_int.h"
+
+#define FDX__TCP 6
+#define FDX__FIN 0x01
+#define FDX__RST 0x04
+
+/*
+ * Which end is the server: the one on a well-known port, otherwise the
+ * one on the lower port.  Download servers listen on low ports; clients
+ * use ephemeral ones.
+ */
+static int src_is_server(uint16_t sport, uint16_t dport)
+{
+    int slow = sport < 1024, dlow = dport < 1024;
+
+    if (slow != dlow)
+        return slow;
+    return sport < dport;
+}
+
+static int halves_push(fdx__halves *hv, const fdx__half *h)
+{
+    if (hv->n == hv->cap) {
+        size_t cap = hv->cap ? hv->cap * 2 : 1024;
+        fdx__half *v = fdx__realloc(hv->v, cap * sizeof(*v));
+
+        if (v == NULL)
+            return FDX_ENOMEM;
+        hv->v = v;
+        hv->cap = cap;
+    }
+    hv->v[hv->n++] = *h;
+    return 0;
+}
+
+static void half_orient(fdx__half *h, const fdx_addr *src,
+                        const fdx_addr *dst, uint16_t sport, uint16_t dport)
+{
+    int srv = src_is_server(sport, dport);
+
+    h->client = srv ? *dst : *src;
+    h->server = srv ? *src : *dst;
+    h->cport = srv ? dport : sport;
+    h->sport = srv ? sport : dport;
+    h->to_client = (uint8_t)srv;
+}
+
+int fdx__halves_add(fdx__halves *hv, const fdx_flow *f)
+{
+    fdx__half h;
+    int rc;
+
+    if (f->proto != FDX__TCP)
+        return 0;
+    memset(&h, 0, sizeof(h));
+    half_orient(&h, &f->src, &f->dst, f->sport, f->dport);
+    h.octets = f->octets;
+    h.packets = f->packets;
+    h.first_ms = f->first_ms;
+    h.last_ms = f->last_ms < f->first_ms ? f->first_ms : f->last_ms;
+    h.tcp_flags = f->tcp_flags;
+    h.sampled = (f->flags & FDX_FLOW_SAMPLED) || f->sampling > 1;
+    if ((rc = halves_push(hv, &h)) < 0)
+        return rc;
+    if (!(f->flags & FDX_FLOW_BIFLOW) || f->rev_packets == 0)
+        return 1;
+    h.to_client = !h.to_client;
+    h.octets = f->rev_octets;
+    h.packets = f->rev_packets;
+    if ((rc = halves_push(hv, &h)) < 0)
+        return rc;
+    return 1;
+}
+
+static int half_cmp(const void *a, const void *b)
+{
+    const fdx__half *x = a, *y = b;
+    int c;
+
+    if ((c = memcmp(&x->client, &y->client, sizeof(x->client))) != 0)
+        return c;
+    if ((c = memcmp(&x->server, &y->server, sizeof(x->server))) != 0)
+        return c;
+    if (x->sport != y->sport)
+        return x->sport < y->sport ? -1 : 1;
+    if (x->cport != y->cport)
+        return x->cport < y->cport ? -1 : 1;
+    if (x->first_ms != y->first_ms)
+        return x->first_ms < y->first_ms ? -1 : 1;
+    return (int)x->to_client - (int)y->to_client;
+}
+
+static int same_tuple(const fdx__half *a, const fdx__half *b)
+{
+    return a->cport == b->cport && a->sport == b->sport &&
+           memcmp(&a->client, &b->client, sizeof(a->client)) == 0 &&
+           memcmp(&a->server, &b->server, sizeof(a->server)) == 0;
+}
+
+static void conn_start(fdx__conn *c, const fdx__half *h)
+{
+    memset(c, 0, sizeof(*c));
+    c->client = h->client;
+    c->server = h->server;
+    c->cport = h->cport;
+    c->sport = h->sport;
+    c->first_ms = h->first_ms;
+    c->last_ms = h->last_ms;
+}
+
+static void conn_add(fdx__conn *c, const fdx__half *h)
+{
+    if (h->to_client) {
+        c->s2c_octets += h->octets;
+        c->s2c_packets += h->packets;
+    } else {
+        c->c2s_octets += h->octets;
+        c->c2s_packets += h->packets;
+    }
+    if (h->first_ms < c->first_ms)
+        c->first_ms = h->first_ms;
+    if (h->last_ms > c->last_ms)
+        c->last_ms = h->last_ms;
+    c->records++;
+    c->sampled |= h->sampled;
+}
+
+/*
+ * A record continues the current connection when it has the same 5-tuple,
+ * starts within gap_ms of the connection's last activity, and its own
+ * direction has not already been closed by FIN or RST (port reuse).
+ */
+int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
+                     size_t *nout)
+{
+    fdx__conn *cv;
+    size_t n = 0;
+    uint8_t closed[2] = {0, 0};
+
+    *out = NULL;
+    *nout = 0;
+    if (hv->n == 0)
+        return 0;
+    qsort(hv->v, hv->n, sizeof(*hv->v), half_cmp);
+    cv = fdx__calloc(hv->n, sizeof(*cv));
+    if (cv == NULL)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < hv->n; i++) {
+        const fdx__half *h = &hv->v[i];
+        fdx__conn *c = n ? &cv[n - 1] : NULL;
+
+        if (c == NULL || !same_tuple(&hv->v[i - 1], h) ||
+            h->first_ms > c->last_ms + gap_ms || closed[h->to_client]) {
+            c = &cv[n++];
+            conn_start(c, h);
+            closed[0] = closed[1] = 0;
+        }
+        conn_add(c, h);
+        if (h->tcp_flags & (FDX__FIN | FDX__RST))
+            closed[h->to_client] = 1;
+    }
+    *out = cv;
+    *nout = n;
+    return 0;
+}

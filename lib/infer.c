@@ -1,2 +1,372 @@
-/* placeholder: filled in by its module */
+/*
+ * Host inference.
+ *
+ * An OS hypothesis is one release of one distribution on one architecture
+ * (Debian 12 on amd64).  Each connection scored, for each hypothesis, the
+ * log of how much likelier its candidates are if the host is of that kind
+ * than by chance (match.c).  A host's score for a hypothesis is the sum
+ * over its connections; the scores become probabilities against a null
+ * hypothesis, "no evidence of any of these", whose score FDX__NULL_SCORE
+ * sets how much evidence a claim needs.  So large files and index files,
+ * which almost never fit by chance, count most; a host whose connections
+ * fit the catalog only as often as chance predicts gets no OS.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
+#include "scan_int.h"
+
+#define FDX__NULL_SCORE 3.0
+#define FDX__OS_MIN_P 0.5
+#define FDX__ARCH_MIN_P 0.6
+#define FDX__PKG_MIN_CONF 0.7
+#define FDX__MAX_ARCHES 32
+
+typedef struct group {
+    const char *family, *release, *codename;
+} group;
+
+static int is_arch_neutral(const char *arch)
+{
+    return arch[0] == '\0' || strcmp(arch, "all") == 0;
+}
+
+int fdx__entry_in_hyp(const fdx_scan *s, const fdx_entry *e, size_t h)
+{
+    const fdx__hyp *hy = &s->hyps[h];
+
+    if (s->origin_group[e->origin] != hy->group)
+        return 0;
+    return is_arch_neutral(e->arch) || strcmp(e->arch, hy->arch) == 0;
+}
+
+size_t fdx__hyp_count(const fdx__hyp *h, uint64_t lo, uint64_t hi)
+{
+    size_t a = 0, b = h->nsizes, c;
+
+    while (a < b) {
+        size_t m = (a + b) / 2;
+        if (h->sizes[m] < lo)
+            a = m + 1;
+        else
+            b = m;
+    }
+    c = a;
+    b = h->nsizes;
+    while (a < b) {
+        size_t m = (a + b) / 2;
+        if (h->sizes[m] <= hi)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a - c;
+}
+
+double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi)
+{
+    double width = (double)(hi - lo + 1);
+    double center = ((double)lo + (double)hi) / 2.0;
+    double w = fmax(2000.0, fmax(0.02 * center, 50.0 * width));
+    uint64_t a = center > w ? (uint64_t)(center - w) : 0;
+    size_t n = fdx__hyp_count(h, a, (uint64_t)(center + w));
+
+    return (double)n * width / (center + w - (double)a + 1.0);
+}
+
+/* Origins with the same family and release form one group. */
+static int build_groups(fdx_scan *s, group *g, size_t *ng)
+{
+    size_t no = fdx_catalog_origin_count(s->cat);
+
+    *ng = 0;
+    s->origin_group = fdx__calloc(no ? no : 1, sizeof(uint32_t));
+    if (s->origin_group == NULL)
+        return FDX_ENOMEM;
+    for (uint32_t i = 0; i < no; i++) {
+        fdx_origin o;
+        size_t k;
+
+        fdx_catalog_origin(s->cat, i, &o);
+        for (k = 0; k < *ng; k++)
+            if (strcmp(g[k].family, o.family) == 0 &&
+                strcmp(g[k].release, o.release) == 0)
+                break;
+        if (k == *ng) {
+            g[k].family = o.family;
+            g[k].release = o.release;
+            g[k].codename = o.codename;
+            (*ng)++;
+        }
+        /* the main suite names the release, not -security/-updates */
+        if (strchr(o.codename, '-') == NULL)
+            g[k].codename = o.codename;
+        s->origin_group[i] = (uint32_t)k;
+    }
+    return 0;
+}
+
+static int hyp_push_size(fdx__hyp *h, uint64_t size, size_t *cap)
+{
+    if (h->nsizes == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 4096;
+        uint64_t *v = fdx__realloc(h->sizes, ncap * sizeof(*v));
+
+        if (v == NULL)
+            return FDX_ENOMEM;
+        h->sizes = v;
+        *cap = ncap;
+    }
+    h->sizes[h->nsizes++] = size;
+    return 0;
+}
+
+static size_t find_arch(const char **arches, size_t n, const char *a)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(arches[i], a) == 0)
+            return i;
+    return n;
+}
+
+static int make_hyps(fdx_scan *s, const group *g, size_t ng,
+                     const char **arches, size_t na)
+{
+    s->hyps = fdx__calloc(ng * na > 0 ? ng * na : 1, sizeof(*s->hyps));
+    if (s->hyps == NULL)
+        return FDX_ENOMEM;
+    s->nhyps = ng * na;
+    for (size_t i = 0; i < ng; i++)
+        for (size_t j = 0; j < na; j++) {
+            fdx__hyp *h = &s->hyps[i * na + j];
+
+            h->family = g[i].family;
+            h->release = g[i].release;
+            h->codename = g[i].codename;
+            h->arch = arches[j];
+            h->group = (uint32_t)i;
+        }
+    return 0;
+}
+
+static int fill_hyps(fdx_scan *s, size_t na, const char **arches)
+{
+    size_t n = fdx_catalog_count(s->cat);
+    size_t *caps = fdx__calloc(s->nhyps ? s->nhyps : 1, sizeof(*caps));
+    int rc = 0;
+
+    if (caps == NULL)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        fdx_entry e;
+        size_t base, a;
+
+        fdx_catalog_entry(s->cat, i, &e);
+        base = s->origin_group[e.origin] * na;
+        if (!is_arch_neutral(e.arch)) {
+            a = find_arch(arches, na, e.arch);
+            if (a < na)
+                rc = hyp_push_size(&s->hyps[base + a], e.size, &caps[base + a]);
+            continue;
+        }
+        for (a = 0; a < na && rc == 0; a++)
+            rc = hyp_push_size(&s->hyps[base + a], e.size, &caps[base + a]);
+    }
+    fdx__free(caps);
+    return rc;
+}
+
+int fdx__hyps_build(fdx_scan *s)
+{
+    size_t no = fdx_catalog_origin_count(s->cat), n, ng, na = 0;
+    const char *arches[FDX__MAX_ARCHES];
+    group *g = fdx__calloc(no ? no : 1, sizeof(*g));
+    int rc;
+
+    if (g == NULL)
+        return FDX_ENOMEM;
+    rc = build_groups(s, g, &ng);
+    n = fdx_catalog_count(s->cat);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        fdx_entry e;
+
+        fdx_catalog_entry(s->cat, i, &e);
+        if (!is_arch_neutral(e.arch) && na < FDX__MAX_ARCHES &&
+            find_arch(arches, na, e.arch) == na)
+            arches[na++] = e.arch;
+    }
+    if (rc == 0)
+        rc = make_hyps(s, g, ng, arches, na);
+    if (rc == 0)
+        rc = fill_hyps(s, na, arches);
+    fdx__free(g);
+    return rc;
+}
+
+void fdx__hyps_free(fdx_scan *s)
+{
+    for (size_t i = 0; i < s->nhyps; i++)
+        fdx__free(s->hyps[i].sizes);
+    fdx__free(s->hyps);
+    fdx__free(s->origin_group);
+    s->hyps = NULL;
+    s->origin_group = NULL;
+    s->nhyps = 0;
+}
+
+/* ---------------------------------------------------------------- */
+
+/* Sums the host's evidence per hypothesis; returns the best one. */
+static size_t host_scores(fdx_scan *s, size_t ev0, size_t nev)
+{
+    size_t best = 0;
+
+    for (size_t h = 0; h < s->nhyps; h++) {
+        s->hyps[h].score = 0;
+        for (size_t i = ev0; i < ev0 + nev; i++)
+            s->hyps[h].score += s->lr[i * s->nhyps + h];
+        if (s->hyps[h].score > s->hyps[best].score)
+            best = h;
+    }
+    return best;
+}
+
+static void host_os(fdx_scan *s, fdx_host *host, size_t best)
+{
+    double total = exp(FDX__NULL_SCORE), rel = 0, top;
+    const fdx__hyp *b = &s->hyps[best];
+
+    if (s->nhyps == 0)
+        return;
+    top = b->score;
+    total = exp(FDX__NULL_SCORE - top);
+    for (size_t h = 0; h < s->nhyps; h++) {
+        double p = exp(s->hyps[h].score - top);
+
+        total += p;
+        if (s->hyps[h].group == b->group)
+            rel += p;
+    }
+    if (rel / total < FDX__OS_MIN_P)
+        return;
+    host->os.known = 1;
+    host->os.family = b->family;
+    host->os.release = b->release;
+    host->os.codename = b->codename;
+    host->os.confidence = rel / total;
+    host->os.arch_confidence = 1.0 / rel;
+    if (host->os.arch_confidence >= FDX__ARCH_MIN_P)
+        host->os.arch = b->arch;
+}
+
+/* The one candidate a host of hypothesis h could have fetched, if one. */
+static int resolve(const fdx_scan *s, const fdx_evidence *ev, size_t h,
+                   int any_arch, uint32_t *entry)
+{
+    int found = 0;
+    fdx_entry first, e;
+
+    if (ev->ncand_total > ev->ncand)
+        return 0;
+    for (uint32_t k = 0; k < ev->ncand; k++) {
+        fdx_catalog_entry(s->cat, ev->cand[k], &e);
+        if (any_arch ? s->origin_group[e.origin] != s->hyps[h].group
+                     : !fdx__entry_in_hyp(s, &e, h))
+            continue;
+        if (!found) {
+            first = e;
+            *entry = ev->cand[k];
+            found = 1;
+        } else if (strcmp(first.package, e.package) != 0 ||
+                   strcmp(first.version, e.version) != 0 ||
+                   strcmp(first.arch, e.arch) != 0) {
+            return 0;
+        }
+    }
+    return found;
+}
+
+static int host_packages(fdx_scan *s, fdx_host *host, size_t best)
+{
+    const fdx__hyp *h = &s->hyps[best];
+
+    host->packages = fdx__calloc(host->nevidence ? host->nevidence : 1,
+                                 sizeof(*host->packages));
+    if (host->packages == NULL)
+        return FDX_ENOMEM;
+    if (!host->os.known)
+        return 0;
+    for (size_t i = 0; i < host->nevidence; i++) {
+        const fdx_evidence *ev = &host->evidence[i];
+        uint32_t entry = 0;
+        double e, conf;
+        fdx_entry fe;
+
+        if (ev->kind != FDX_EV_FILE && ev->kind != FDX_EV_AMBIGUOUS)
+            continue;
+        if (!resolve(s, ev, best, host->os.arch == NULL, &entry))
+            continue;
+        fdx_catalog_entry(s->cat, entry, &fe);
+        if (fe.kind != FDX_KIND_PACKAGE)
+            continue;
+        e = fdx__hyp_expected(h, ev->win_lo, ev->win_hi);
+        conf = host->os.confidence / (1.0 + e);
+        if (conf < FDX__PKG_MIN_CONF)
+            continue;
+        host->packages[host->npackages].entry = entry;
+        host->packages[host->npackages].confidence = conf;
+        host->packages[host->npackages].evidence = (uint32_t)i;
+        host->npackages++;
+    }
+    return 0;
+}
+
+static int host_push(fdx_scan *s, size_t *cap, const fdx_addr *a)
+{
+    if (s->nhosts == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        fdx_host *v = fdx__realloc(s->hosts, ncap * sizeof(*v));
+
+        if (v == NULL)
+            return FDX_ENOMEM;
+        s->hosts = v;
+        *cap = ncap;
+    }
+    memset(&s->hosts[s->nhosts], 0, sizeof(s->hosts[0]));
+    s->hosts[s->nhosts].addr = *a;
+    s->nhosts++;
+    return 0;
+}
+
+/*
+ * Evidence is ordered by client (connections are), so each host is one
+ * run of it.  fdx_host.evidence points into s->ev.
+ */
+int fdx__infer_hosts(fdx_scan *s)
+{
+    size_t cap = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < s->nev && rc == 0;) {
+        const fdx_addr *a = &s->ev_conn[i]->client;
+        size_t j = i + 1, best;
+        fdx_host *host;
+
+        while (j < s->nev && memcmp(&s->ev_conn[j]->client, a, 16) == 0)
+            j++;
+        if ((rc = host_push(s, &cap, a)) < 0)
+            break;
+        host = &s->hosts[s->nhosts - 1];
+        host->evidence = &s->ev[i];
+        host->nevidence = j - i;
+        for (size_t k = i; k < j; k++)
+            host->sampled_flows += s->ev[k].kind == FDX_EV_SAMPLED;
+        best = host_scores(s, i, j - i);
+        host_os(s, host, best);
+        rc = host_packages(s, host, best);
+        i = j;
+    }
+    return rc;
+}

@@ -1,2 +1,240 @@
-/* placeholder: filled in by its module */
+/*
+ * Matching one connection against the catalog.
+ *
+ * The server's model turns the connection's byte and packet counts into a
+ * window of file sizes; every catalog file of the right class inside it is
+ * a candidate.  A connection whose request side carried clearly more than
+ * one request is a keep-alive connection of several files and is not
+ * matched as one file.  For each OS hypothesis the connection then scores
+ * how many of its candidates that kind of host could have fetched, against
+ * how many files of that kind would lie in the window by chance.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
+#include "scan_int.h"
+
+#define FDX__LR_EPS 0.05
+#define FDX__LR_MIN (-2.0)
+#define FDX__LR_MAX 4.0
+
+typedef struct cands {
+    uint32_t *v;
+    size_t n, cap, total;
+    uint64_t lo, hi;    /* window used to estimate chance matches */
+    double center;
+} cands;
+
+static void cands_add(cands *cs, uint32_t i)
+{
+    for (size_t k = 0; k < cs->n; k++)
+        if (cs->v[k] == i)
+            return;
+    cs->total++;
+    if (cs->n < cs->cap)
+        cs->v[cs->n++] = i;
+}
+
+static void window_note(cands *cs, uint64_t lo, uint64_t hi)
+{
+    if (cs->hi == 0 || lo < cs->lo)
+        cs->lo = lo;
+    if (hi > cs->hi)
+        cs->hi = hi;
+}
+
+/* Candidates of class cls whose size s satisfies s + digits(s) = t. */
+static void http_class(const fdx_scan *s, cands *cs, int64_t t, int cls)
+{
+    for (int k = 1; k <= 12; k++) {
+        int64_t s0 = t - k;
+        uint64_t lo, hi;
+        size_t first, n;
+
+        if (s0 <= 0 || fdx__digits((uint64_t)s0) != k)
+            continue;
+        lo = s0 > FDX__HTTP_TOL ? (uint64_t)s0 - FDX__HTTP_TOL : 0;
+        hi = (uint64_t)s0 + FDX__HTTP_TOL;
+        window_note(cs, lo, hi);
+        cs->center = (double)s0;
+        n = fdx_catalog_range(s->cat, lo, hi, &first);
+        for (size_t i = first; i < first + n; i++) {
+            fdx_entry e;
+
+            fdx_catalog_entry(s->cat, i, &e);
+            if (fdx__file_class(e.path) == cls)
+                cands_add(cs, (uint32_t)i);
+        }
+    }
+}
+
+static void http_cands(const fdx_scan *s, const fdx__server *sv,
+                       const fdx__conn *c, cands *cs, fdx_evidence *ev)
+{
+    int v4 = fdx_addr_is_v4(&c->server);
+
+    for (int v = 0; v < 2; v++) {
+        int64_t hdr = fdx__hdr_octets(v4, v);
+        int64_t p = (int64_t)c->s2c_octets - (int64_t)c->s2c_packets * hdr;
+
+        for (int cls = 0; cls < FDX__NCLASS; cls++) {
+            if (!sv->have_base[v][cls] || p <= 0)
+                continue;
+            http_class(s, cs, p - sv->base[v][cls], cls);
+            if (cs->total > 0 && ev->hdr_octets == 0)
+                ev->hdr_octets = (uint8_t)hdr;
+        }
+    }
+}
+
+static void tls_cands(const fdx_scan *s, const fdx__conn *c, cands *cs,
+                      fdx_evidence *ev)
+{
+    int64_t hdr = fdx__hdr_octets(fdx_addr_is_v4(&c->server), 0);
+    double p = (double)c->s2c_octets - (double)c->s2c_packets * (double)hdr;
+    double s0 = (p - FDX__TLS_A) / (1.0 + FDX__TLS_B);
+    double tol = FDX__TLS_TOL_FIXED + FDX__TLS_TOL_REL * s0;
+    size_t first, n;
+
+    if (s0 < 1.0)
+        return;
+    ev->hdr_octets = (uint8_t)hdr;
+    cs->center = s0;
+    cs->lo = s0 > tol ? (uint64_t)(s0 - tol) : 0;
+    cs->hi = (uint64_t)(s0 + tol);
+    n = fdx_catalog_range(s->cat, cs->lo, cs->hi, &first);
+    for (size_t i = first; i < first + n; i++)
+        cands_add(cs, (uint32_t)i);
+}
+
+/*
+ * A keep-alive connection: its requests add up to clearly more than the
+ * server's usual single request.  Over TLS the handshake dominates the
+ * request side, so the margin is absolute there.
+ */
+static int several_files(const fdx__server *sv, const fdx__conn *c,
+                         uint8_t *est)
+{
+    uint64_t hdr = (uint64_t)fdx__hdr_octets(fdx_addr_is_v4(&c->server), 0);
+    double q;
+
+    *est = 1;
+    if (sv->req_single <= 0 || c->c2s_octets <= c->c2s_packets * hdr)
+        return 0;
+    q = (double)(c->c2s_octets - c->c2s_packets * hdr);
+    if (sv->tls) {
+        if (q <= sv->req_single + 150)
+            return 0;
+        *est = 0;
+        return 1;
+    }
+    if (q <= 1.6 * sv->req_single)
+        return 0;
+    *est = (uint8_t)fmin(255, floor(q / sv->req_single + 0.5));
+    return 1;
+}
+
+static double hyp_lr(const fdx_scan *s, const fdx__hyp *h, const cands *cs,
+                     size_t nh)
+{
+    double e = fdx__hyp_expected(h, cs->lo, cs->hi);
+    double lr = log(((double)nh + FDX__LR_EPS) / (e + FDX__LR_EPS));
+
+    (void)s;
+    return fmax(FDX__LR_MIN, fmin(FDX__LR_MAX, lr));
+}
+
+static void score_hyps(const fdx_scan *s, const cands *cs, double *lr)
+{
+    for (size_t h = 0; h < s->nhyps; h++) {
+        size_t nh = 0;
+
+        for (size_t k = 0; k < cs->n; k++) {
+            fdx_entry e;
+
+            fdx_catalog_entry(s->cat, cs->v[k], &e);
+            nh += (size_t)fdx__entry_in_hyp(s, &e, h);
+        }
+        lr[h] = hyp_lr(s, &s->hyps[h], cs, nh);
+    }
+}
+
+static int same_file(const fdx_entry *a, const fdx_entry *b)
+{
+    if (a->kind != FDX_KIND_PACKAGE || b->kind != FDX_KIND_PACKAGE)
+        return strcmp(a->path, b->path) == 0;
+    return strcmp(a->package, b->package) == 0 &&
+           strcmp(a->version, b->version) == 0 &&
+           strcmp(a->arch, b->arch) == 0;
+}
+
+static int one_file(const fdx_scan *s, const cands *cs)
+{
+    fdx_entry first, e;
+
+    fdx_catalog_entry(s->cat, cs->v[0], &first);
+    for (size_t k = 1; k < cs->n; k++) {
+        fdx_catalog_entry(s->cat, cs->v[k], &e);
+        if (!same_file(&first, &e))
+            return 0;
+    }
+    return cs->n == cs->total;
+}
+
+static void ev_init(fdx_evidence *ev, const fdx__conn *c)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->first_ms = c->first_ms;
+    ev->last_ms = c->last_ms;
+    ev->server = c->server;
+    ev->server_port = c->sport;
+    ev->client_port = c->cport;
+    ev->octets = c->s2c_octets;
+    ev->packets = c->s2c_packets;
+    ev->req_octets = c->c2s_octets;
+    ev->req_packets = c->c2s_packets;
+    ev->records = c->records;
+    ev->est_files = 1;
+}
+
+void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
+                     double *lr, uint32_t *scratch, size_t cap)
+{
+    const fdx__server *sv = fdx__server_find(s, &c->server, c->sport);
+    cands cs = {scratch, 0, cap, 0, 0, 0, 0};
+
+    ev_init(ev, c);
+    for (size_t h = 0; h < s->nhyps; h++)
+        lr[h] = 0;
+    if (c->sampled) {
+        ev->kind = FDX_EV_SAMPLED;
+        return;
+    }
+    if (sv == NULL || c->s2c_octets == 0)
+        return;
+    if (!sv->tls && !fdx__server_calibrated(sv))
+        return;
+    ev->transport = sv->tls ? FDX_TR_TLS : FDX_TR_HTTP;
+    if (several_files(sv, c, &ev->est_files)) {
+        ev->kind = FDX_EV_MULTI;
+        return;
+    }
+    if (sv->tls)
+        tls_cands(s, c, &cs, ev);
+    else
+        http_cands(s, sv, c, &cs, ev);
+    if (cs.total == 0)
+        return;
+    score_hyps(s, &cs, lr);
+    ev->win_lo = cs.lo;
+    ev->win_hi = cs.hi;
+    ev->ncand_total = (uint32_t)cs.total;
+    ev->ncand = (uint32_t)(cs.n < FDX_MAX_CANDIDATES ? cs.n
+                                                     : FDX_MAX_CANDIDATES);
+    memcpy(ev->cand, cs.v, ev->ncand * sizeof(ev->cand[0]));
+    ev->residual = (int32_t)(cs.center -
+                             (double)fdx_catalog_size(s->cat, cs.v[0]));
+    ev->kind = one_file(s, &cs) ? FDX_EV_FILE : FDX_EV_AMBIGUOUS;
+}

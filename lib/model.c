@@ -1,2 +1,347 @@
-/* placeholder: filled in by its module */
+/*
+ * The overhead model, and its calibration per server.
+ *
+ * A download over HTTP/1.1 puts on the wire, from server to client,
+ *
+ *     octets = size + packets * hdr + H
+ *
+ * where hdr is the IP and TCP header of every packet (52 bytes for IPv4
+ * with TCP timestamps, 40 without, 20 more for IPv6) and H is the HTTP
+ * response header plus the few option bytes the SYN-ACK carries beyond a
+ * data segment.  H is nearly constant per server and content type, but
+ * for one byte per decimal digit of Content-Length.  So for every server
+ * endpoint and file class this module learns
+ *
+ *     base = octets - packets * hdr - size - digits(size)
+ *
+ * by letting each connection vote, for every catalog file it might have
+ * carried, for the base that file would imply.  Wrong candidates spread
+ * their votes thinly; the real downloads pile up on one value.  Over TLS
+ * the record layer adds overhead that grows with the size; no such vote
+ * converges on a few downloads, so a fixed profile is used (scan_int.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
+#include "scan_int.h"
+
+#define FDX__VOTE_H_MIN 40
+#define FDX__VOTE_H_MAX 2000
+#define FDX__VOTE_MAX_CAND 64
+
+typedef struct vote {
+    uint32_t conn;
+    int32_t d;
+    uint8_t variant, cls;
+    double w;
+} vote;
+
+typedef struct votes {
+    vote *v;
+    size_t n, cap;
+} votes;
+
+int fdx__digits(uint64_t v)
+{
+    int n = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+
+    return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+int fdx__file_class(const char *path)
+{
+    if (ends_with(path, ".deb") || ends_with(path, ".udeb"))
+        return FDX__CLASS_DEB;
+    if (ends_with(path, "InRelease"))
+        return FDX__CLASS_INRELEASE;
+    if (ends_with(path, ".xz"))
+        return FDX__CLASS_XZ;
+    if (ends_with(path, ".gz"))
+        return FDX__CLASS_GZ;
+    return FDX__CLASS_OTHER;
+}
+
+int fdx__hdr_octets(int v4, int variant)
+{
+    return (v4 ? 40 : 60) + (variant == 0 ? 12 : 0);
+}
+
+static int is_tls_port(uint16_t port)
+{
+    return port == 443 || port == 8443;
+}
+
+static int votes_push(votes *vs, const vote *v)
+{
+    if (vs->n == vs->cap) {
+        size_t cap = vs->cap ? vs->cap * 2 : 256;
+        vote *nv = fdx__realloc(vs->v, cap * sizeof(*nv));
+
+        if (nv == NULL)
+            return FDX_ENOMEM;
+        vs->v = nv;
+        vs->cap = cap;
+    }
+    vs->v[vs->n++] = *v;
+    return 0;
+}
+
+static int vote_cmp(const void *a, const void *b)
+{
+    const vote *x = a, *y = b;
+
+    if (x->variant != y->variant)
+        return x->variant - y->variant;
+    if (x->cls != y->cls)
+        return x->cls - y->cls;
+    if (x->d != y->d)
+        return x->d < y->d ? -1 : 1;
+    return x->conn < y->conn ? -1 : x->conn > y->conn;
+}
+
+/*
+ * One connection's votes.  Connections that fit more than
+ * FDX__VOTE_MAX_CAND catalog files (small ones) say too little to vote.
+ */
+static int conn_votes(const fdx_scan *s, const fdx__conn *c, uint32_t id,
+                      votes *vs)
+{
+    int v4 = fdx_addr_is_v4(&c->server);
+
+    for (int variant = 0; variant < 2; variant++) {
+        uint64_t hdr = (uint64_t)fdx__hdr_octets(v4, variant);
+        uint64_t p, lo, hi;
+        size_t first, n;
+
+        if (c->s2c_packets * hdr + FDX__VOTE_H_MIN >= c->s2c_octets)
+            continue;
+        p = c->s2c_octets - c->s2c_packets * hdr;
+        lo = p > FDX__VOTE_H_MAX ? p - FDX__VOTE_H_MAX : 0;
+        hi = p - FDX__VOTE_H_MIN;
+        n = fdx_catalog_range(s->cat, lo, hi, &first);
+        if (n == 0 || n > FDX__VOTE_MAX_CAND)
+            continue;
+        for (size_t i = first; i < first + n; i++) {
+            fdx_entry e;
+            vote v;
+
+            fdx_catalog_entry(s->cat, i, &e);
+            v.conn = id;
+            v.variant = (uint8_t)variant;
+            v.cls = (uint8_t)fdx__file_class(e.path);
+            v.d = (int32_t)(p - e.size) - fdx__digits(e.size);
+            v.w = 1.0 / (double)n;
+            if (votes_push(vs, &v) < 0)
+                return FDX_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Finds, for each (variant, class), the base with the most weight within
+ * one byte either side, backed by at least two connections.
+ */
+static void pick_bases(fdx__server *sv, vote *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), vote_cmp);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        double best_w = 0;
+        uint32_t best_conns = 0;
+        int32_t best_d = 0;
+
+        while (j < n && v[j].variant == v[i].variant && v[j].cls == v[i].cls)
+            j++;
+        for (size_t k = i; k < j; k++) {
+            double w = 0;
+            uint32_t conns = 0, last = UINT32_MAX;
+
+            if (k > i && v[k].d == v[k - 1].d)
+                continue;
+            for (size_t m = i; m < j; m++) {
+                if (v[m].d < v[k].d - 1 || v[m].d > v[k].d + 1)
+                    continue;
+                w += v[m].w;
+                if (v[m].conn != last)
+                    conns++;
+                last = v[m].conn;
+            }
+            if (conns >= 2 && w > best_w) {
+                best_w = w;
+                best_d = v[k].d;
+                best_conns = conns;
+            }
+        }
+        if (best_w >= 0.5) {
+            sv->have_base[v[i].variant][v[i].cls] = 1;
+            sv->base[v[i].variant][v[i].cls] = best_d;
+            sv->support[v[i].variant][v[i].cls] = best_conns;
+        }
+        i = j;
+    }
+}
+
+static int conn_server_cmp(const void *a, const void *b, void *arg)
+{
+    const fdx__conn *cv = arg;
+    const fdx__conn *x = &cv[*(const uint32_t *)a];
+    const fdx__conn *y = &cv[*(const uint32_t *)b];
+    int c = memcmp(&x->server, &y->server, sizeof(x->server));
+
+    if (c != 0)
+        return c;
+    return (int)x->sport - (int)y->sport;
+}
+
+static int dbl_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Median request bytes of the server's connections: most carry one file. */
+static double median_request(const fdx__conn *cv, const uint32_t *idx,
+                             size_t n)
+{
+    double *q = fdx__malloc(n * sizeof(*q));
+    size_t m = 0;
+    double med = 0;
+
+    if (q == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const fdx__conn *c = &cv[idx[i]];
+        uint64_t hdr = (uint64_t)fdx__hdr_octets(fdx_addr_is_v4(&c->server), 0);
+
+        if (c->c2s_packets == 0 || c->c2s_octets <= c->c2s_packets * hdr)
+            continue;
+        q[m++] = (double)(c->c2s_octets - c->c2s_packets * hdr);
+    }
+    if (m >= 3) {
+        qsort(q, m, sizeof(*q), dbl_cmp);
+        med = q[m / 2];
+    }
+    fdx__free(q);
+    return med;
+}
+
+static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
+                         size_t n)
+{
+    votes vs = {NULL, 0, 0};
+    int rc = 0;
+
+    sv->tls = (uint8_t)is_tls_port(sv->port);
+    sv->req_single = median_request(s->conns, idx, n);
+    if (sv->tls)
+        return 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const fdx__conn *c = &s->conns[idx[i]];
+
+        if (!c->sampled)
+            rc = conn_votes(s, c, idx[i], &vs);
+    }
+    if (rc == 0 && vs.n > 0)
+        pick_bases(sv, vs.v, vs.n);
+    fdx__free(vs.v);
+    return rc;
+}
+
+static int server_push(fdx_scan *s, const fdx__conn *c, size_t *cap)
+{
+    if (s->nservers == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        fdx__server *v = fdx__realloc(s->servers, ncap * sizeof(*v));
+
+        if (v == NULL)
+            return FDX_ENOMEM;
+        s->servers = v;
+        *cap = ncap;
+    }
+    memset(&s->servers[s->nservers], 0, sizeof(s->servers[0]));
+    s->servers[s->nservers].addr = c->server;
+    s->servers[s->nservers].port = c->sport;
+    s->nservers++;
+    return 0;
+}
+
+int fdx__servers_calibrate(fdx_scan *s)
+{
+    uint32_t *idx;
+    size_t cap = 0;
+    int rc = 0;
+
+    if (s->nconns == 0)
+        return 0;
+    idx = fdx__malloc(s->nconns * sizeof(*idx));
+    if (idx == NULL)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < s->nconns; i++)
+        idx[i] = (uint32_t)i;
+    qsort_r(idx, s->nconns, sizeof(*idx), conn_server_cmp, s->conns);
+    for (size_t i = 0; i < s->nconns && rc == 0;) {
+        size_t j = i + 1;
+
+        while (j < s->nconns &&
+               conn_server_cmp(&idx[i], &idx[j], s->conns) == 0)
+            j++;
+        rc = server_push(s, &s->conns[idx[i]], &cap);
+        if (rc == 0)
+            rc = calibrate_one(s, &s->servers[s->nservers - 1], idx + i,
+                               j - i);
+        i = j;
+    }
+    fdx__free(idx);
+    for (size_t i = 0; i < s->nservers; i++)
+        for (int v = 0; v < 2; v++)
+            if (s->servers[i].have_base[v][FDX__CLASS_DEB]) {
+                s->st.servers_calibrated++;
+                break;
+            }
+    return rc;
+}
+
+int fdx__server_calibrated(const fdx__server *sv)
+{
+    for (int v = 0; v < 2; v++)
+        for (int c = 0; c < FDX__NCLASS; c++)
+            if (sv->have_base[v][c])
+                return 1;
+    return 0;
+}
+
+const fdx__server *fdx__server_find(const fdx_scan *s, const fdx_addr *a,
+                                    uint16_t port)
+{
+    size_t lo = 0, hi = s->nservers;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const fdx__server *sv = &s->servers[mid];
+        int c = memcmp(&sv->addr, a, sizeof(*a));
+
+        if (c == 0)
+            c = (int)sv->port - (int)port;
+        if (c == 0)
+            return sv;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}

@@ -70,3 +70,31 @@ int cli_exit_code(int code)
         return EX_SOFTWARE;
     }
 }
+
+static void cli_vlog(int level, const char *fmt, va_list ap)
+{
+    char line[1024];
+
+    if (level > cli_logger.max_level)
+        return;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    cli_log(NULL, level, line);
+}
+
+void cli_info(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    cli_vlog(FDX_LOG_INFO, fmt, ap);
+    va_end(ap);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    cli_vlog(FDX_LOG_WARN, fmt, ap);
+    va_end(ap);
+}

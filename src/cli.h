@@ -42,6 +42,18 @@ void cli_errorf(const char *fmt, ...)
 #endif
     ;
 
+/* Log through cli_logger at info / warning level. */
+void cli_info(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+void cli_warn(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
 /* Default catalog path when -c is not given. */
 #define CLI_DEFAULT_CATALOG "/var/lib/flowdex/catalog.fdxc"
 

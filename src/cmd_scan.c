@@ -1,3 +1,188 @@
+/*
+ * flowdex scan and flowdex explain: read flow inputs, run the scan
+ * pipeline against a catalog, print the inventory.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "cli.h"
-int cmd_scan(int argc, char **argv) { (void)argc; (void)argv; return EX_SOFTWARE; }
-int cmd_explain(int argc, char **argv) { (void)argc; (void)argv; return EX_SOFTWARE; }
+#include "flowdex/flowdex.h"
+#include "report.h"
+
+typedef struct scan_args {
+    const char *catalog;
+    enum report_format fmt;
+    int explain;
+    fdx_addr host;
+    char **inputs;
+    int ninputs;
+} scan_args;
+
+static void scan_usage(FILE *f, int explain)
+{
+    if (explain)
+        fprintf(f, "usage: flowdex explain [-c CATALOG] [-v|-q] HOST "
+                   "INPUT...\n");
+    else
+        fprintf(f, "usage: flowdex scan [-c CATALOG] [--json|--csv] [-v|-q] "
+                   "INPUT...\n");
+    fprintf(f,
+        "\n"
+        "  -c, --catalog FILE  catalog built by 'flowdex catalog build'\n"
+        "                      (default " CLI_DEFAULT_CATALOG ")\n"
+        "      --json          JSON output\n"
+        "      --csv           CSV output, one line per claim\n"
+        "  -v, --verbose       more messages on stderr (repeatable)\n"
+        "  -q, --quiet         errors only\n"
+        "  -h, --help          this help\n"
+        "\n"
+        "INPUT is an nfcapd file, a pcap or pcapng capture of NetFlow v5,\n"
+        "v9 or IPFIX export datagrams, or a directory of such files.\n");
+}
+
+static int parse_args(int argc, char **argv, scan_args *a)
+{
+    static const struct option opts[] = {
+        {"catalog", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"csv", no_argument, NULL, 'C'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    int c;
+
+    while ((c = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': a->catalog = optarg; break;
+        case 'j': a->fmt = REPORT_JSON; break;
+        case 'C': a->fmt = REPORT_CSV; break;
+        case 'v': cli_verbosity(1); break;
+        case 'q': cli_verbosity(-1); break;
+        case 'h': scan_usage(stdout, a->explain); return 1;
+        default: scan_usage(stderr, a->explain); return EX_USAGE;
+        }
+    }
+    if (a->explain) {
+        if (optind >= argc || fdx_addr_parse(&a->host, argv[optind]) < 0) {
+            cli_errorf("explain: expected a host address");
+            return EX_USAGE;
+        }
+        optind++;
+    }
+    if (optind >= argc) {
+        scan_usage(stderr, a->explain);
+        return EX_USAGE;
+    }
+    a->inputs = argv + optind;
+    a->ninputs = argc - optind;
+    return 0;
+}
+
+static int read_inputs(const scan_args *a, fdx_scan *s, fdx_read_stats *rs)
+{
+    fdx_read_opts ro = {&cli_logger, NULL};
+
+    for (int i = 0; i < a->ninputs; i++) {
+        fdx_error err = {0, ""};
+        int rc = fdx_read_path(a->inputs[i], &ro, fdx_scan_add, s, rs, &err);
+
+        if (rc < 0) {
+            cli_errorf("%s", err.msg[0] ? err.msg : fdx_strerror(rc));
+            return cli_exit_code(rc);
+        }
+    }
+    return 0;
+}
+
+static void log_summary(const fdx_scan *s, const fdx_read_stats *rs)
+{
+    fdx_scan_stats st;
+
+    fdx_scan_get_stats(s, &st);
+    cli_info("event=scan files=%" PRIu64 " flows=%" PRIu64
+                  " bad_datagrams=%" PRIu64 " connections=%" PRIu64
+                  " downloads=%" PRIu64 " identified=%" PRIu64
+                  " ambiguous=%" PRIu64 " several_files=%" PRIu64,
+                  rs->files, st.flows, rs->bad_datagrams, st.connections,
+                  st.downloads, st.identified, st.ambiguous, st.multi);
+    if (st.flows_sampled > 0)
+        cli_warn("event=sampled flows=%" PRIu64
+                      " note=\"byte counts of sampled flows are estimates; "
+                      "they were not used for size matching\"",
+                      st.flows_sampled);
+}
+
+static int run(scan_args *a)
+{
+    fdx_catalog *cat = NULL;
+    fdx_scan *s = NULL;
+    fdx_error err = {0, ""};
+    fdx_read_stats rs;
+    fdx_scan_opts so = {&cli_logger, 0};
+    int rc;
+
+    memset(&rs, 0, sizeof(rs));
+    rc = fdx_catalog_open(a->catalog, &cat, &err);
+    if (rc < 0) {
+        cli_errorf("%s", err.msg);
+        return cli_exit_code(rc);
+    }
+    s = fdx_scan_new(cat, &so);
+    if (s == NULL) {
+        rc = EX_OSERR;
+        cli_errorf("out of memory");
+        goto out;
+    }
+    if ((rc = read_inputs(a, s, &rs)) != 0)
+        goto out;
+    if ((rc = fdx_scan_finish(s)) < 0) {
+        cli_errorf("scan: %s", fdx_strerror(rc));
+        rc = cli_exit_code(rc);
+        goto out;
+    }
+    log_summary(s, &rs);
+    if (a->explain) {
+        for (size_t i = 0; i < fdx_scan_host_count(s); i++)
+            if (fdx_addr_cmp(&fdx_scan_host(s, i)->addr, &a->host) == 0) {
+                report_explain(stdout, fdx_scan_host(s, i), cat);
+                goto out;
+            }
+        printf("no evidence for this host\n");
+    } else {
+        report_hosts(stdout, s, cat, a->fmt, NULL);
+    }
+out:
+    fdx_scan_free(s);
+    fdx_catalog_close(cat);
+    if (fflush(stdout) != 0 && rc == 0)
+        rc = EX_IOERR;
+    return rc;
+}
+
+static int scan_main(int argc, char **argv, int explain)
+{
+    scan_args a;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    a.catalog = CLI_DEFAULT_CATALOG;
+    a.explain = explain;
+    rc = parse_args(argc, argv, &a);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    return run(&a);
+}
+
+int cmd_scan(int argc, char **argv)
+{
+    return scan_main(argc, argv, 0);
+}
+
+int cmd_explain(int argc, char **argv)
+{
+    return scan_main(argc, argv, 1);
+}

@@ -1,0 +1,129 @@
+/*
+ * The scan pipeline: collect records, join connections, calibrate the
+ * servers, match, infer.  See include/flowdex/scan.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "scan_int.h"
+
+#define FDX__SCRATCH 4096
+#define FDX__DEFAULT_GAP_MS 300000
+
+fdx_scan *fdx_scan_new(const fdx_catalog *cat, const fdx_scan_opts *opts)
+{
+    fdx_scan *s = fdx__calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    s->cat = cat;
+    if (opts != NULL)
+        s->opts = *opts;
+    if (s->opts.join_gap_ms == 0)
+        s->opts.join_gap_ms = FDX__DEFAULT_GAP_MS;
+    if (fdx__hyps_build(s) < 0) {
+        fdx_scan_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void fdx_scan_free(fdx_scan *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->nhosts; i++)
+        fdx__free(s->hosts[i].packages);
+    fdx__free(s->hosts);
+    fdx__free(s->ev);
+    fdx__free(s->ev_conn);
+    fdx__free(s->lr);
+    fdx__free(s->servers);
+    fdx__free(s->conns);
+    fdx__free(s->halves.v);
+    fdx__hyps_free(s);
+    fdx__free(s);
+}
+
+int fdx_scan_add(void *ud, const fdx_flow *flow)
+{
+    fdx_scan *s = ud;
+    int rc;
+
+    s->st.flows++;
+    if ((flow->flags & FDX_FLOW_SAMPLED) || flow->sampling > 1)
+        s->st.flows_sampled++;
+    rc = fdx__halves_add(&s->halves, flow);
+    if (rc == 0)
+        s->st.flows_ignored++;
+    return rc < 0 ? rc : 0;
+}
+
+static int match_all(fdx_scan *s)
+{
+    uint32_t *scratch = fdx__malloc(FDX__SCRATCH * sizeof(*scratch));
+    size_t nh = s->nhyps ? s->nhyps : 1;
+
+    s->ev = fdx__calloc(s->nconns ? s->nconns : 1, sizeof(*s->ev));
+    s->ev_conn = fdx__calloc(s->nconns ? s->nconns : 1, sizeof(*s->ev_conn));
+    s->lr = fdx__calloc((s->nconns ? s->nconns : 1) * nh, sizeof(double));
+    if (scratch == NULL || s->ev == NULL || s->ev_conn == NULL ||
+        s->lr == NULL) {
+        fdx__free(scratch);
+        return FDX_ENOMEM;
+    }
+    for (size_t i = 0; i < s->nconns; i++) {
+        fdx_evidence *ev = &s->ev[s->nev];
+
+        fdx__match_conn(s, &s->conns[i], ev, &s->lr[s->nev * nh], scratch,
+                        FDX__SCRATCH);
+        if (ev->kind == 0)
+            continue;
+        s->st.downloads++;
+        s->st.identified += ev->kind == FDX_EV_FILE;
+        s->st.ambiguous += ev->kind == FDX_EV_AMBIGUOUS;
+        s->st.multi += ev->kind == FDX_EV_MULTI;
+        s->ev_conn[s->nev++] = &s->conns[i];
+    }
+    fdx__free(scratch);
+    return 0;
+}
+
+int fdx_scan_finish(fdx_scan *s)
+{
+    int rc;
+
+    if (s->finished)
+        return FDX_EUSAGE;
+    s->finished = 1;
+    rc = fdx__conns_build(&s->halves, s->opts.join_gap_ms, &s->conns,
+                          &s->nconns);
+    fdx__free(s->halves.v);
+    memset(&s->halves, 0, sizeof(s->halves));
+    if (rc < 0)
+        return rc;
+    s->st.connections = s->nconns;
+    fdx__log(s->opts.log, FDX_LOG_INFO, "event=joined connections=%zu",
+             s->nconns);
+    if ((rc = fdx__servers_calibrate(s)) < 0)
+        return rc;
+    if ((rc = match_all(s)) < 0)
+        return rc;
+    return fdx__infer_hosts(s);
+}
+
+size_t fdx_scan_host_count(const fdx_scan *s)
+{
+    return s->nhosts;
+}
+
+const fdx_host *fdx_scan_host(const fdx_scan *s, size_t i)
+{
+    return i < s->nhosts ? &s->hosts[i] : NULL;
+}
+
+void fdx_scan_get_stats(const fdx_scan *s, fdx_scan_stats *st)
+{
+    *st = s->st;
+}

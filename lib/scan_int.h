@@ -1,0 +1,140 @@
+/*
+ * Private interfaces of the scan pipeline: connection assembly (conn.c),
+ * the per-server overhead model (model.c), catalog matching (match.c) and
+ * host inference (infer.c), glued together by scan.c.
+ */
+#ifndef FLOWDEX_SCAN_INT_H
+#define FLOWDEX_SCAN_INT_H
+
+#include "flowdex/scan.h"
+
+/* A flow record reduced to what the pipeline needs, one direction. */
+typedef struct fdx__half {
+    fdx_addr client, server;
+    uint64_t octets, packets, first_ms, last_ms;
+    uint16_t cport, sport;
+    uint8_t to_client;   /* 1: server to client direction */
+    uint8_t tcp_flags;
+    uint8_t sampled;
+} fdx__half;
+
+/* One TCP connection after joining and pairing. */
+typedef struct fdx__conn {
+    fdx_addr client, server;
+    uint64_t s2c_octets, s2c_packets, c2s_octets, c2s_packets;
+    uint64_t first_ms, last_ms;
+    uint32_t records;
+    uint16_t cport, sport;
+    uint8_t sampled;
+} fdx__conn;
+
+typedef struct fdx__halves {
+    fdx__half *v;
+    size_t n, cap;
+} fdx__halves;
+
+/* Adds the one or two directions of flow to hv; ignores non-TCP. Returns
+ * 1 if kept, 0 if ignored, FDX_ENOMEM. */
+int fdx__halves_add(fdx__halves *hv, const fdx_flow *flow);
+
+/* Sorts hv and joins it into connections; *out is fdx__malloc'd. */
+int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
+                     size_t *nout);
+
+/* File classes: the HTTP response header differs by content type. */
+enum {
+    FDX__CLASS_DEB,
+    FDX__CLASS_INRELEASE,
+    FDX__CLASS_XZ,
+    FDX__CLASS_GZ,
+    FDX__CLASS_OTHER,
+    FDX__NCLASS
+};
+
+int fdx__file_class(const char *path);
+
+/* Decimal digits of v (Content-Length grows the header by one a digit). */
+int fdx__digits(uint64_t v);
+
+/* What was learned of one server endpoint. */
+typedef struct fdx__server {
+    fdx_addr addr;
+    uint16_t port;
+    uint8_t tls;
+    /* HTTP: header bytes beyond digits(size), per header size and class */
+    uint8_t have_base[2][FDX__NCLASS];
+    int32_t base[2][FDX__NCLASS];
+    uint32_t support[2][FDX__NCLASS];
+    double req_single;         /* median request bytes, one file; 0: unknown */
+} fdx__server;
+
+/* Per-packet IP+TCP header sizes tried: [0] timestamps on, [1] off. */
+int fdx__hdr_octets(int v4, int variant);
+
+/* The default TLS profile (see docs/matching.md). */
+#define FDX__TLS_A 2420.0
+#define FDX__TLS_B 0.00325
+#define FDX__TLS_TOL_FIXED 96.0
+#define FDX__TLS_TOL_REL 0.00005
+
+/* Default HTTP header window when a server could not be calibrated. */
+#define FDX__HTTP_H_MIN 100
+#define FDX__HTTP_H_MAX 700
+#define FDX__HTTP_TOL 2
+
+/* An OS hypothesis: one release of one family on one architecture. */
+typedef struct fdx__hyp {
+    const char *family, *release, *codename, *arch;
+    uint32_t group;    /* release group: origins of one family+release */
+    uint64_t *sizes;   /* every file a host of this kind can fetch, sorted */
+    size_t nsizes;
+    double score;
+} fdx__hyp;
+
+struct fdx_scan {
+    const fdx_catalog *cat;
+    fdx_scan_opts opts;
+    fdx_scan_stats st;
+    fdx__halves halves;
+    fdx__conn *conns;
+    size_t nconns;
+    fdx__server *servers;
+    size_t nservers;
+    fdx__hyp *hyps;
+    size_t nhyps;
+    uint32_t *origin_group;   /* origin index -> release group index */
+    double *lr;               /* per evidence, per hypothesis */
+    fdx_evidence *ev;         /* one per connection with evidence */
+    size_t nev;
+    fdx__conn **ev_conn;
+    fdx_host *hosts;
+    size_t nhosts;
+    int finished;
+};
+
+int fdx__hyps_build(fdx_scan *s);
+void fdx__hyps_free(fdx_scan *s);
+/* Hypothesis index set for an entry's arch and origin: calls fn per hyp. */
+int fdx__entry_in_hyp(const fdx_scan *s, const fdx_entry *e, size_t h);
+
+int fdx__servers_calibrate(fdx_scan *s);
+/* True when the server's HTTP header size was learned for any class. */
+int fdx__server_calibrated(const fdx__server *sv);
+const fdx__server *fdx__server_find(const fdx_scan *s, const fdx_addr *a,
+                                    uint16_t port);
+
+/*
+ * Matches one connection; fills ev (kind 0 when nothing fits) and, for
+ * every hypothesis h, lr[h]: the log of how much likelier the connection
+ * is if the host is h than by chance.  scratch holds cap entry indexes.
+ */
+void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
+                     double *lr, uint32_t *scratch, size_t cap);
+
+/* Expected count of hypothesis h's files in [lo, hi] by chance. */
+double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi);
+size_t fdx__hyp_count(const fdx__hyp *h, uint64_t lo, uint64_t hi);
+
+int fdx__infer_hosts(fdx_scan *s);
+
+#endif /* FLOWDEX_SCAN_INT_H */
