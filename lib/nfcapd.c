@@ -63,6 +63,7 @@ typedef struct nfc_reader {
     uint64_t appx_off;      /* 0: no appendix */
     uint32_t num_blocks;    /* data blocks announced, 0: unknown */
     uint32_t blocks_read;
+    int appx_seen;          /* the appendix block was read */
     uint64_t block_off;     /* offset of the block being decoded */
     int block_compressed;
     uint8_t *raw;           /* block as read */
@@ -388,19 +389,27 @@ static void nfc_rec_sampler(nfc_reader *r, const uint8_t *p, size_t size,
         e->sampling = rate;
 }
 
-static void nfc_flow_exporter(nfc_reader *r, fdx_flow *f, unsigned sysid)
+/*
+ * Fills in the exporter of sysid.  A record flagged sampled had its
+ * counts scaled by nfcapd; the rate comes from the exporter's sampler
+ * record (0 when there was none).
+ */
+static void nfc_flow_exporter(nfc_reader *r, fdx_flow *f, unsigned sysid,
+                              int sampled)
 {
-    const nfc_exporter *e;
+    const nfc_exporter *e = NULL;
 
-    if (r->exp == NULL || sysid >= NFC_MAX_SYSID)
-        return;
-    e = &r->exp[sysid];
-    if (!e->known)
+    if (r->exp != NULL && sysid < NFC_MAX_SYSID && r->exp[sysid].known)
+        e = &r->exp[sysid];
+    if (sampled) {
+        f->flags |= FDX_FLOW_SAMPLED;
+        if (r->exp != NULL && sysid < NFC_MAX_SYSID)
+            f->sampling = r->exp[sysid].sampling;
+    }
+    if (e == NULL)
         return;
     f->exporter = e->addr;
     f->domain = e->id;
-    if (f->sampling == 0)
-        f->sampling = e->sampling;
 }
 
 /* ---------------------------------------------------------------- */
@@ -436,8 +445,6 @@ static void nfc_flow_times(fdx_flow *f)
         f->flags |= FDX_FLOW_TIME_BAD;
     if (f->rev_octets != 0 || f->rev_packets != 0)
         f->flags |= FDX_FLOW_BIFLOW;
-    if (f->sampling > 1)
-        f->flags |= FDX_FLOW_SAMPLED;
 }
 
 /* One V3 element; returns -1 when it is too short for its type. */
@@ -505,9 +512,7 @@ static int nfc_v3_record(nfc_reader *r, const uint8_t *p, size_t size,
             return -1;
         pos += len;
     }
-    nfc_flow_exporter(r, f, sysid);
-    if ((p[10] & NFC_V3_FLAG_SAMPLED) && f->sampling < 2)
-        f->flags |= FDX_FLOW_SAMPLED;
+    nfc_flow_exporter(r, f, sysid, (p[10] & NFC_V3_FLAG_SAMPLED) != 0);
     return 0;
 }
 
@@ -593,9 +598,8 @@ static int nfc_common_record(nfc_reader *r, const uint8_t *p, size_t size,
         f->rev_packets = nfc_le_n(d + m->opkt_off, m->opkt_len);
     if (m->obyt_len)
         f->rev_octets = nfc_le_n(d + m->obyt_off, m->obyt_len);
-    nfc_flow_exporter(r, f, fdx__le16(p + 28));
-    if ((flags & NFC_CF_SAMPLED) && f->sampling < 2)
-        f->flags |= FDX_FLOW_SAMPLED;
+    nfc_flow_exporter(r, f, fdx__le16(p + 28),
+                      (flags & NFC_CF_SAMPLED) != 0);
     return 0;
 }
 
@@ -671,7 +675,7 @@ static int nfc_check_end(nfc_reader *r)
                              "data blocks", r->path,
                              (unsigned long long)r->off, r->blocks_read,
                              r->num_blocks);
-    if (r->appx_off > r->file_size)
+    if (r->appx_off != 0 && !r->appx_seen)
         return fdx_error_set(r->err, FDX_ETRUNC,
                              "%s: offset %llu: appendix announced at "
                              "offset %llu is missing", r->path,
@@ -734,8 +738,10 @@ static int nfc_blocks(nfc_reader *r)
         if (rc != 0)
             return rc;
         r->block_compressed = r->comp != NFC_COMP_NONE;
-        if (r->appx_off != 0 && r->block_off >= r->appx_off)
+        if (r->appx_off != 0 && r->block_off >= r->appx_off) {
+            r->appx_seen = 1;
             continue;   /* appendix: ident and stat records */
+        }
         r->blocks_read++;
         if (r->st != NULL)
             r->st->datagrams++;
