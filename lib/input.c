@@ -1,7 +1,9 @@
 /*
  * The input dispatcher: fdx_read_path() takes a file or a directory and
  * hands every file to the reader its first bytes call for (nfcapd file,
- * pcap or pcapng capture).  Names are never trusted for the format.
+ * pcap or pcapng capture, IPFIX file).  Names are never trusted for the
+ * format.  IPFIX files (RFC 5655) are read here: a sequence of IPFIX
+ * messages, fed to one fdx_nf_decoder as if from exporter :: port 0.
  *
  * A directory is read in name order (strcmp), one level deep, hidden
  * entries and anything but regular files skipped; a file of unknown or
@@ -15,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -49,7 +52,7 @@ static enum input_kind input_classify(const uint8_t *b, size_t n)
     if (m == 0xa1b2c3d4u || m == 0xd4c3b2a1u || m == 0xa1b23c4du ||
         m == 0x4d3cb2a1u || m == 0x0a0d0d0au)
         return INPUT_CAPTURE;
-    if (fdx__be16(b) == 10)
+    if (fdx__be16(b) == 10 && fdx__be16(b + 2) >= 16)
         return INPUT_IPFIX;
     return INPUT_UNKNOWN;
 }
@@ -80,6 +83,128 @@ static int input_sniff(const char *path, enum input_kind *kind,
     return 0;
 }
 
+/* ---------------------------------------------------------------- */
+/* IPFIX files (RFC 5655): IPFIX messages one after the other         */
+/* ---------------------------------------------------------------- */
+
+#define IPFIX_HDR_LEN 16
+
+typedef struct ipfix_file {
+    fdx_flow_fn fn;
+    void *ud;
+    int stop;           /* non-zero value fn returned */
+} ipfix_file;
+
+static int ipfix_file_fn(void *ud, const fdx_flow *f)
+{
+    ipfix_file *x = ud;
+
+    x->stop = x->fn(x->ud, f);
+    return x->stop;
+}
+
+static void input_add_stats(fdx_read_stats *to, const fdx_read_stats *s)
+{
+    to->files += s->files;
+    to->packets += s->packets;
+    to->datagrams += s->datagrams;
+    to->flows += s->flows;
+    to->skipped_frames += s->skipped_frames;
+    to->bad_datagrams += s->bad_datagrams;
+    to->bad_records += s->bad_records;
+    to->no_template += s->no_template;
+    to->seq_lost += s->seq_lost;
+    to->limit_hits += s->limit_hits;
+}
+
+/*
+ * Reads the next message into buf (65535 bytes); *len 0 at the end.
+ * off is the message's file offset, for messages.
+ */
+static int ipfix_next(FILE *fp, const char *path, uint64_t off,
+                      uint8_t *buf, size_t *len, fdx_error *err)
+{
+    size_t n = fread(buf, 1, IPFIX_HDR_LEN, fp), mlen;
+
+    *len = 0;
+    if (n == 0 && !ferror(fp))
+        return 0;
+    if (n < IPFIX_HDR_LEN)
+        return fdx_error_set(err, ferror(fp) ? FDX_EIO : FDX_ETRUNC,
+                             "%s: offset %llu: file ends inside an IPFIX "
+                             "message header", path,
+                             (unsigned long long)off);
+    mlen = fdx__be16(buf + 2);
+    if (fdx__be16(buf) != 10 || mlen < IPFIX_HDR_LEN)
+        return fdx_error_set(err, FDX_ECORRUPT,
+                             "%s: offset %llu: not an IPFIX message "
+                             "(version %u, length %zu)", path,
+                             (unsigned long long)off, fdx__be16(buf), mlen);
+    if (fread(buf + IPFIX_HDR_LEN, 1, mlen - IPFIX_HDR_LEN, fp) !=
+        mlen - IPFIX_HDR_LEN)
+        return fdx_error_set(err, ferror(fp) ? FDX_EIO : FDX_ETRUNC,
+                             "%s: offset %llu: file ends inside an IPFIX "
+                             "message of %zu bytes", path,
+                             (unsigned long long)off, mlen);
+    *len = mlen;
+    return 0;
+}
+
+/* Feeds every message to one decoder; the exporter is unknown (::). */
+static int ipfix_messages(FILE *fp, const char *path, fdx_nf_decoder *dec,
+                          ipfix_file *x, uint8_t *buf, fdx_error *err)
+{
+    uint64_t off = 0;
+
+    for (;;) {
+        size_t len;
+        int rc = ipfix_next(fp, path, off, buf, &len, err);
+
+        if (rc != 0 || len == 0)
+            return rc;
+        fdx_nf_decode(dec, NULL, 0, buf, len,
+                      (uint64_t)fdx__be32(buf + 4) * 1000, ipfix_file_fn,
+                      x);
+        if (x->stop != 0)
+            return x->stop;
+        off += len;
+    }
+}
+
+static int input_read_ipfix(const char *path, const fdx_read_opts *opts,
+                            fdx_flow_fn fn, void *ud, fdx_read_stats *stats,
+                            fdx_error *err)
+{
+    ipfix_file x = {fn, ud, 0};
+    fdx_read_stats st;
+    fdx_nf_decoder *dec = NULL;
+    uint8_t *buf = NULL;
+    FILE *fp = fopen(path, "rb");
+    int rc;
+
+    if (fp == NULL)
+        return fdx_error_set(err, errno == ENOENT ? FDX_ENOENT : FDX_EIO,
+                             "%s: open: %s", path, strerror(errno));
+    dec = fdx_nf_decoder_new(opts != NULL ? opts->limits : NULL,
+                             opts != NULL ? opts->log : NULL);
+    buf = fdx__malloc(65536);
+    if (dec == NULL || buf == NULL) {
+        rc = fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    rc = ipfix_messages(fp, path, dec, &x, buf, err);
+    if (stats != NULL) {
+        fdx_nf_decoder_stats(dec, &st);
+        st.files = 1;
+        input_add_stats(stats, &st);
+    }
+out:
+    fdx__free(buf);
+    fdx_nf_decoder_free(dec);
+    fclose(fp);
+    return rc;
+}
+
 /* Reads one file of a known kind. */
 static int input_read_kind(const char *path, enum input_kind kind,
                            const fdx_read_opts *opts, fdx_flow_fn fn,
@@ -91,11 +216,7 @@ static int input_read_kind(const char *path, enum input_kind kind,
     case INPUT_CAPTURE:
         return fdx_read_capture(path, opts, fn, ud, stats, err);
     case INPUT_IPFIX:
-        /* TODO: read RFC 5655 IPFIX files through fdx_nf_decode(). */
-        return fdx_error_set(err, FDX_EUNSUPPORTED,
-                             "%s: offset 0: IPFIX files (RFC 5655) are not "
-                             "read yet; capture the datagrams as pcap",
-                             path);
+        return input_read_ipfix(path, opts, fn, ud, stats, err);
     case INPUT_EMPTY:
         return fdx_error_set(err, FDX_EFORMAT, "%s: empty file", path);
     default:

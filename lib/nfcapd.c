@@ -650,8 +650,7 @@ static int nfc_block_records(nfc_reader *r, const uint8_t *b, size_t len,
         if (size < 4 || size > len - pos)
             return nfc_fail(r, FDX_ECORRUPT, NFC_BLOCK_HDR_LEN + pos,
                             "record size beyond its block");
-        if (type == NFC_REC_V3 ||
-            (type == NFC_REC_COMMON && r->layout == 1))
+        if (type == NFC_REC_V3 || type == NFC_REC_COMMON)
             rc = nfc_flow_record(r, type, b + pos, size, pos);
         else if (type == NFC_REC_EXTMAP)
             nfc_rec_map(r, b + pos, size);
@@ -743,8 +742,6 @@ static int nfc_blocks(nfc_reader *r)
             continue;   /* appendix: ident and stat records */
         }
         r->blocks_read++;
-        if (r->st != NULL)
-            r->st->datagrams++;
         if (type != NFC_BLOCK_TYPE_2 && type != NFC_BLOCK_TYPE_3)
             continue;   /* e.g. type 4 array blocks */
         rc = nfc_block_records(r, data, len, nrec);
@@ -772,8 +769,14 @@ int fdx_read_nfcapd(const char *path, const fdx_read_opts *opts,
     if (r.fd < 0)
         return fdx_error_set(err, errno == ENOENT ? FDX_ENOENT : FDX_EIO,
                              "%s: open: %s", path, strerror(errno));
-    if (fstat(r.fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        rc = fdx_error_set(err, FDX_EIO, "%s: not a regular file", path);
+    if (fstat(r.fd, &sb) != 0) {
+        rc = fdx_error_set(err, FDX_EIO, "%s: stat: %s", path,
+                           strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        rc = fdx_error_set(err, FDX_EFORMAT, "%s: not a regular file",
+                           path);
         goto out;
     }
     r.file_size = (uint64_t)sb.st_size;
