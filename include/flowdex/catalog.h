@@ -91,6 +91,9 @@ size_t fdx_catalog_range(const fdx_catalog *cat, uint64_t lo, uint64_t hi,
 /* Build date (UTC seconds) and the catalog's own creation tool version. */
 int64_t fdx_catalog_created(const fdx_catalog *cat);
 
+/* The file format version of the catalog (1). */
+uint32_t fdx_catalog_format(const fdx_catalog *cat);
+
 /* ---------------------------------------------------------------- */
 /* Building                                                          */
 /* ---------------------------------------------------------------- */
@@ -100,6 +103,12 @@ typedef struct fdx_build_opts {
     const char *const *arches;   /* NULL-terminated list, NULL: all */
     const fdx_logger *log;
     int verify;                  /* check index files against InRelease */
+    /*
+     * Optional: called before each index file is read with its path (or
+     * URL) and the number of entries gathered so far.
+     */
+    void (*progress)(void *ud, const char *file, uint64_t entries);
+    void *progress_ud;
 } fdx_build_opts;
 
 typedef struct fdx_build_stats {
