@@ -42,22 +42,23 @@ int fdx__entry_in_hyp(const fdx_scan *s, const fdx_entry *e, size_t h)
     return is_arch_neutral(e->arch) || strcmp(e->arch, hy->arch) == 0;
 }
 
-size_t fdx__hyp_count(const fdx__hyp *h, uint64_t lo, uint64_t hi)
+static size_t count_sizes(const uint64_t *v, size_t nv, uint64_t lo,
+                          uint64_t hi)
 {
-    size_t a = 0, b = h->nsizes, c;
+    size_t a = 0, b = nv, c;
 
     while (a < b) {
         size_t m = (a + b) / 2;
-        if (h->sizes[m] < lo)
+        if (v[m] < lo)
             a = m + 1;
         else
             b = m;
     }
     c = a;
-    b = h->nsizes;
+    b = nv;
     while (a < b) {
         size_t m = (a + b) / 2;
-        if (h->sizes[m] <= hi)
+        if (v[m] <= hi)
             a = m + 1;
         else
             b = m;
@@ -65,13 +66,17 @@ size_t fdx__hyp_count(const fdx__hyp *h, uint64_t lo, uint64_t hi)
     return a - c;
 }
 
-double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi)
+double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi,
+                         int index)
 {
     double width = (double)(hi - lo + 1);
     double center = ((double)lo + (double)hi) / 2.0;
     double w = fmax(2000.0, fmax(0.02 * center, 50.0 * width));
     uint64_t a = center > w ? (uint64_t)(center - w) : 0;
-    size_t n = fdx__hyp_count(h, a, (uint64_t)(center + w));
+    size_t n = index ? count_sizes(h->isizes, h->nisizes, a,
+                                   (uint64_t)(center + w))
+                     : count_sizes(h->sizes, h->nsizes, a,
+                                   (uint64_t)(center + w));
 
     return (double)n * width / (center + w - (double)a + 1.0);
 }
@@ -108,19 +113,27 @@ static int build_groups(fdx_scan *s, group *g, size_t *ng)
     return 0;
 }
 
-static int hyp_push_size(fdx__hyp *h, uint64_t size, size_t *cap)
+static int push_size(uint64_t **v, size_t *n, size_t *cap, uint64_t size)
 {
-    if (h->nsizes == *cap) {
+    if (*n == *cap) {
         size_t ncap = *cap ? *cap * 2 : 4096;
-        uint64_t *v = fdx__realloc(h->sizes, ncap * sizeof(*v));
+        uint64_t *nv = fdx__realloc(*v, ncap * sizeof(*nv));
 
-        if (v == NULL)
+        if (nv == NULL)
             return FDX_ENOMEM;
-        h->sizes = v;
+        *v = nv;
         *cap = ncap;
     }
-    h->sizes[h->nsizes++] = size;
+    (*v)[(*n)++] = size;
     return 0;
+}
+
+/* caps[0] and caps[1]: capacities of h's package and index arrays */
+static int hyp_push_size(fdx__hyp *h, const fdx_entry *e, size_t *caps)
+{
+    if (e->kind == FDX_KIND_PACKAGE)
+        return push_size(&h->sizes, &h->nsizes, &caps[0], e->size);
+    return push_size(&h->isizes, &h->nisizes, &caps[1], e->size);
 }
 
 static size_t find_arch(const char **arches, size_t n, const char *a)
@@ -154,7 +167,7 @@ static int make_hyps(fdx_scan *s, const group *g, size_t ng,
 static int fill_hyps(fdx_scan *s, size_t na, const char **arches)
 {
     size_t n = fdx_catalog_count(s->cat);
-    size_t *caps = fdx__calloc(s->nhyps ? s->nhyps : 1, sizeof(*caps));
+    size_t *caps = fdx__calloc(s->nhyps ? 2 * s->nhyps : 1, sizeof(*caps));
     int rc = 0;
 
     if (caps == NULL)
@@ -168,11 +181,12 @@ static int fill_hyps(fdx_scan *s, size_t na, const char **arches)
         if (!is_arch_neutral(e.arch)) {
             a = find_arch(arches, na, e.arch);
             if (a < na)
-                rc = hyp_push_size(&s->hyps[base + a], e.size, &caps[base + a]);
+                rc = hyp_push_size(&s->hyps[base + a], &e,
+                                   &caps[2 * (base + a)]);
             continue;
         }
         for (a = 0; a < na && rc == 0; a++)
-            rc = hyp_push_size(&s->hyps[base + a], e.size, &caps[base + a]);
+            rc = hyp_push_size(&s->hyps[base + a], &e, &caps[2 * (base + a)]);
     }
     fdx__free(caps);
     return rc;
@@ -207,8 +221,10 @@ int fdx__hyps_build(fdx_scan *s)
 
 void fdx__hyps_free(fdx_scan *s)
 {
-    for (size_t i = 0; i < s->nhyps; i++)
+    for (size_t i = 0; i < s->nhyps; i++) {
         fdx__free(s->hyps[i].sizes);
+        fdx__free(s->hyps[i].isizes);
+    }
     fdx__free(s->hyps);
     fdx__free(s->origin_group);
     s->hyps = NULL;
@@ -225,8 +241,9 @@ static size_t host_scores(fdx_scan *s, size_t ev0, size_t nev)
 
     for (size_t h = 0; h < s->nhyps; h++) {
         s->hyps[h].score = 0;
-        for (size_t i = ev0; i < ev0 + nev; i++)
+        for (size_t i = ev0; i < ev0 + nev; i++) {
             s->hyps[h].score += s->lr[i * s->nhyps + h];
+        }
         if (s->hyps[h].score > s->hyps[best].score)
             best = h;
     }
@@ -311,7 +328,7 @@ static int host_packages(fdx_scan *s, fdx_host *host, size_t best)
         fdx_catalog_entry(s->cat, entry, &fe);
         if (fe.kind != FDX_KIND_PACKAGE)
             continue;
-        e = fdx__hyp_expected(h, ev->win_lo, ev->win_hi);
+        e = fdx__hyp_expected(h, ev->win_lo, ev->win_hi, 0);
         conf = host->os.confidence / (1.0 + e);
         if (conf < FDX__PKG_MIN_CONF)
             continue;

@@ -20,11 +20,15 @@
 #define FDX__LR_MIN (-2.0)
 #define FDX__LR_MAX 4.0
 
+#define FDX__MAX_WINDOWS 24
+
 typedef struct cands {
     uint32_t *v;
     size_t n, cap, total;
-    uint64_t lo, hi;    /* window used to estimate chance matches */
+    uint64_t lo, hi;    /* hull of the windows, for display */
     double center;
+    size_t nwin;        /* windows, to estimate chance matches */
+    uint64_t win[FDX__MAX_WINDOWS][3];   /* lo, hi, index class */
 } cands;
 
 static void cands_add(cands *cs, uint32_t i)
@@ -37,8 +41,14 @@ static void cands_add(cands *cs, uint32_t i)
         cs->v[cs->n++] = i;
 }
 
-static void window_note(cands *cs, uint64_t lo, uint64_t hi)
+static void window_note(cands *cs, uint64_t lo, uint64_t hi, int index)
 {
+    if (cs->nwin < FDX__MAX_WINDOWS) {
+        cs->win[cs->nwin][0] = lo;
+        cs->win[cs->nwin][1] = hi;
+        cs->win[cs->nwin][2] = (uint64_t)index;
+        cs->nwin++;
+    }
     if (cs->hi == 0 || lo < cs->lo)
         cs->lo = lo;
     if (hi > cs->hi)
@@ -46,7 +56,8 @@ static void window_note(cands *cs, uint64_t lo, uint64_t hi)
 }
 
 /* Candidates of class cls whose size s satisfies s + digits(s) = t. */
-static void http_class(const fdx_scan *s, cands *cs, int64_t t, int cls)
+static void http_class(const fdx_scan *s, cands *cs, int64_t t, int cls,
+                       int64_t tol)
 {
     for (int k = 1; k <= 12; k++) {
         int64_t s0 = t - k;
@@ -55,9 +66,9 @@ static void http_class(const fdx_scan *s, cands *cs, int64_t t, int cls)
 
         if (s0 <= 0 || fdx__digits((uint64_t)s0) != k)
             continue;
-        lo = s0 > FDX__HTTP_TOL ? (uint64_t)s0 - FDX__HTTP_TOL : 0;
-        hi = (uint64_t)s0 + FDX__HTTP_TOL;
-        window_note(cs, lo, hi);
+        lo = s0 > tol ? (uint64_t)(s0 - tol) : 0;
+        hi = (uint64_t)(s0 + tol);
+        window_note(cs, lo, hi, cls != FDX__CLASS_DEB);
         cs->center = (double)s0;
         n = fdx_catalog_range(s->cat, lo, hi, &first);
         for (size_t i = first; i < first + n; i++) {
@@ -80,9 +91,20 @@ static void http_cands(const fdx_scan *s, const fdx__server *sv,
         int64_t p = (int64_t)c->s2c_octets - (int64_t)c->s2c_packets * hdr;
 
         for (int cls = 0; cls < FDX__NCLASS; cls++) {
-            if (!sv->have_base[v][cls] || p <= 0)
+            int32_t base = sv->base[v][cls];
+            int64_t tol = FDX__HTTP_TOL;
+
+            if (p <= 0)
                 continue;
-            http_class(s, cs, p - sv->base[v][cls], cls);
+            /* index files share most of their header; a class seen too
+             * rarely to learn borrows the learned one, less tightly */
+            if (!sv->have_base[v][cls]) {
+                if (cls == FDX__CLASS_DEB || !sv->have_base[v][FDX__CLASS_XZ])
+                    continue;
+                base = sv->base[v][FDX__CLASS_XZ];
+                tol = FDX__HTTP_TOL_BORROWED;
+            }
+            http_class(s, cs, p - base, cls, tol);
             if (cs->total > 0 && ev->hdr_octets == 0)
                 ev->hdr_octets = (uint8_t)hdr;
         }
@@ -102,8 +124,8 @@ static void tls_cands(const fdx_scan *s, const fdx__conn *c, cands *cs,
         return;
     ev->hdr_octets = (uint8_t)hdr;
     cs->center = s0;
-    cs->lo = s0 > tol ? (uint64_t)(s0 - tol) : 0;
-    cs->hi = (uint64_t)(s0 + tol);
+    window_note(cs, s0 > tol ? (uint64_t)(s0 - tol) : 0,
+                (uint64_t)(s0 + tol), 0);
     n = fdx_catalog_range(s->cat, cs->lo, cs->hi, &first);
     for (size_t i = first; i < first + n; i++)
         cands_add(cs, (uint32_t)i);
@@ -139,8 +161,12 @@ static int several_files(const fdx__server *sv, const fdx__conn *c,
 static double hyp_lr(const fdx_scan *s, const fdx__hyp *h, const cands *cs,
                      size_t nh)
 {
-    double e = fdx__hyp_expected(h, cs->lo, cs->hi);
-    double lr = log(((double)nh + FDX__LR_EPS) / (e + FDX__LR_EPS));
+    double e = 0, lr;
+
+    for (size_t w = 0; w < cs->nwin; w++)
+        e += fdx__hyp_expected(h, cs->win[w][0], cs->win[w][1],
+                               (int)cs->win[w][2]);
+    lr = log(((double)nh + FDX__LR_EPS) / (e + FDX__LR_EPS));
 
     (void)s;
     return fmax(FDX__LR_MIN, fmin(FDX__LR_MAX, lr));
@@ -203,7 +229,11 @@ void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
                      double *lr, uint32_t *scratch, size_t cap)
 {
     const fdx__server *sv = fdx__server_find(s, &c->server, c->sport);
-    cands cs = {scratch, 0, cap, 0, 0, 0, 0};
+    cands cs;
+
+    memset(&cs, 0, sizeof(cs));
+    cs.v = scratch;
+    cs.cap = cap;
 
     ev_init(ev, c);
     for (size_t h = 0; h < s->nhyps; h++)

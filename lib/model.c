@@ -185,7 +185,7 @@ static void pick_bases(fdx__server *sv, vote *v, size_t n)
                 best_conns = conns;
             }
         }
-        if (best_w >= 0.5) {
+        if (best_w >= 1.0) {
             sv->have_base[v[i].variant][v[i].cls] = 1;
             sv->base[v[i].variant][v[i].cls] = best_d;
             sv->support[v[i].variant][v[i].cls] = best_conns;
@@ -344,4 +344,27 @@ const fdx__server *fdx__server_find(const fdx_scan *s, const fdx_addr *a,
             hi = mid;
     }
     return NULL;
+}
+
+void fdx__servers_log(const fdx_scan *s)
+{
+    static const char *names[FDX__NCLASS] = {"deb", "inrelease", "xz", "gz",
+                                             "other"};
+
+    for (size_t i = 0; i < s->nservers; i++) {
+        const fdx__server *sv = &s->servers[i];
+        char a[FDX_ADDRSTRLEN];
+
+        if (!fdx__log_enabled(s->opts.log, FDX_LOG_INFO))
+            return;
+        fdx_addr_format(&sv->addr, a, sizeof(a));
+        for (int v = 0; v < 2; v++)
+            for (int c = 0; c < FDX__NCLASS; c++)
+                if (sv->have_base[v][c])
+                    fdx__log(s->opts.log, FDX_LOG_INFO,
+                             "event=calibrated server=%s port=%u hdr=%d "
+                             "class=%s header_octets=%d connections=%u",
+                             a, sv->port, fdx__hdr_octets(1, v), names[c],
+                             sv->base[v][c], sv->support[v][c]);
+    }
 }

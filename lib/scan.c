@@ -108,6 +108,7 @@ int fdx_scan_finish(fdx_scan *s)
              s->nconns);
     if ((rc = fdx__servers_calibrate(s)) < 0)
         return rc;
+    fdx__servers_log(s);
     if ((rc = match_all(s)) < 0)
         return rc;
     return fdx__infer_hosts(s);

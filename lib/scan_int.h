@@ -81,13 +81,16 @@ int fdx__hdr_octets(int v4, int variant);
 #define FDX__HTTP_H_MIN 100
 #define FDX__HTTP_H_MAX 700
 #define FDX__HTTP_TOL 2
+#define FDX__HTTP_TOL_BORROWED 8
 
 /* An OS hypothesis: one release of one family on one architecture. */
 typedef struct fdx__hyp {
     const char *family, *release, *codename, *arch;
     uint32_t group;    /* release group: origins of one family+release */
-    uint64_t *sizes;   /* every file a host of this kind can fetch, sorted */
+    uint64_t *sizes;   /* every package a host of this kind can fetch, sorted */
     size_t nsizes;
+    uint64_t *isizes;  /* every index file (InRelease, Packages...), sorted */
+    size_t nisizes;
     double score;
 } fdx__hyp;
 
@@ -118,6 +121,8 @@ void fdx__hyps_free(fdx_scan *s);
 int fdx__entry_in_hyp(const fdx_scan *s, const fdx_entry *e, size_t h);
 
 int fdx__servers_calibrate(fdx_scan *s);
+/* Logs what was learned of each server, at info level. */
+void fdx__servers_log(const fdx_scan *s);
 /* True when the server's HTTP header size was learned for any class. */
 int fdx__server_calibrated(const fdx__server *sv);
 const fdx__server *fdx__server_find(const fdx_scan *s, const fdx_addr *a,
@@ -131,9 +136,10 @@ const fdx__server *fdx__server_find(const fdx_scan *s, const fdx_addr *a,
 void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
                      double *lr, uint32_t *scratch, size_t cap);
 
-/* Expected count of hypothesis h's files in [lo, hi] by chance. */
-double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi);
-size_t fdx__hyp_count(const fdx__hyp *h, uint64_t lo, uint64_t hi);
+/* Expected count of hypothesis h's packages (index != 0: index files) in
+ * [lo, hi] by chance, from their density around the window. */
+double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi,
+                         int index);
 
 int fdx__infer_hosts(fdx_scan *s);
 
