@@ -207,7 +207,10 @@ int fdx__hyps_build(fdx_scan *s)
         fdx_entry e;
 
         fdx_catalog_entry(s->cat, i, &e);
-        if (!is_arch_neutral(e.arch) && na < FDX__MAX_ARCHES &&
+        /* only architectures whose packages the catalog holds can be
+         * told apart; index files of others say nothing here */
+        if (e.kind == FDX_KIND_PACKAGE && !is_arch_neutral(e.arch) &&
+            na < FDX__MAX_ARCHES &&
             find_arch(arches, na, e.arch) == na)
             arches[na++] = e.arch;
     }
@@ -328,7 +331,12 @@ static int host_packages(fdx_scan *s, fdx_host *host, size_t best)
         fdx_catalog_entry(s->cat, entry, &fe);
         if (fe.kind != FDX_KIND_PACKAGE)
             continue;
-        e = fdx__hyp_expected(h, ev->win_lo, ev->win_hi, 0);
+        /* chance that another file of this kind fits as well */
+        if (ev->transport == FDX_TR_TLS)
+            e = fdx__hyp_expected(h, ev->win_lo, ev->win_hi, 0);
+        else
+            e = fdx__hyp_expected(h, fe.size - FDX__HTTP_TOL,
+                                  fe.size + FDX__HTTP_TOL, 0);
         conf = host->os.confidence / (1.0 + e);
         if (conf < FDX__PKG_MIN_CONF)
             continue;
