@@ -6,9 +6,10 @@
  * nfcapd, and nfdump -J to change the compression); each *.expect holds
  * nfdump's own reading of it (`nfdump -o json` through
  * tests/check-nfcapd.py canon), so the reader is compared with nfdump
- * record by record without needing nfdump at run time.  zstd files (which
- * nfdump 1.7.1 cannot write) and nfdump 1.6 files (no nfdump 1.6 here)
- * are built byte by byte below.  softflowd.ipfix is an RFC 5655 IPFIX
+ * record by record without needing nfdump at run time.  nfdump16.* and
+ * nfcapd16-* come from nfdump 1.6.25 built from source.  zstd files (which
+ * nfdump 1.7.1 cannot write) and more 1.6 files are built byte by byte
+ * below.  softflowd.ipfix is an RFC 5655 IPFIX
  * file (softflowd's export messages back to back).
  *
  * Also a tool: `test_nfcapd --dump PATH...` prints the canonical lines
@@ -286,6 +287,41 @@ static void test_nfcapd_sampled(void **state)
     assert_int_equal(s.last.sampling, 10);
     assert_true(s.last.flags & FDX_FLOW_SAMPLED);
     assert_int_equal(s.last.flags & FDX_FLOW_BIFLOW, 0);
+    sink_free(&s);
+}
+
+/*
+ * nfdump 1.6.25 (built from source) files: nfcapd fed softflowd v5/v9
+ * and pmacctd IPFIX, rewritten LZO and bz2 by nfdump 1.6 -z / -j; and
+ * nfcapd 1.6 -s 10 -y (LZ4, sampled).  The expect files are nfdump
+ * 1.7.1's reading, checked identical to nfdump 1.6.25's own.
+ */
+static void test_nfdump16_lzo(void **state)
+{
+    (void)state;
+    check_against(DATA "nfdump16.lzo", DATA "nfdump16.expect");
+}
+
+static void test_nfdump16_bz2(void **state)
+{
+    (void)state;
+    check_against(DATA "nfdump16.bz2", DATA "nfdump16.expect");
+}
+
+static void test_nfcapd16_sampled(void **state)
+{
+    sink s = {0};
+    fdx_error err;
+    char ex[FDX_ADDRSTRLEN];
+
+    (void)state;
+    check_against(DATA "nfcapd16-sampled.lz4",
+                  DATA "nfcapd16-sampled.expect");
+    assert_int_equal(read_file(DATA "nfcapd16-sampled.lz4", &s, &err), 0);
+    assert_int_equal(s.last.sampling, 10);
+    assert_true(s.last.flags & FDX_FLOW_SAMPLED);
+    fdx_addr_format(&s.last.exporter, ex, sizeof(ex));
+    assert_string_equal(ex, "127.0.0.1");
     sink_free(&s);
 }
 
@@ -640,6 +676,8 @@ static void test_random_damage(void **state)
     fuzz_file(DATA "nfpcapd.lzo", 3, 300);
     fuzz_file(DATA "nfpcapd.bz2", 4, 100);
     fuzz_file(DATA "nfcapd-sampled.lz4", 5, 200);
+    fuzz_file(DATA "nfdump16.lzo", 7, 200);
+    fuzz_file(DATA "nfcapd16-sampled.lz4", 8, 200);
     srand(6);
     for (int r = 0; r < 200; r++) {
         size_t n, len = (size_t)(rand() % (int)sizeof(rnd));
@@ -829,6 +867,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_nfpcapd_lz4),
         cmocka_unit_test(test_nfcapd_netflow),
         cmocka_unit_test(test_nfcapd_sampled),
+        cmocka_unit_test(test_nfdump16_lzo),
+        cmocka_unit_test(test_nfdump16_bz2),
+        cmocka_unit_test(test_nfcapd16_sampled),
         cmocka_unit_test(test_zstd),
         cmocka_unit_test(test_v16),
         cmocka_unit_test(test_v16_biflow),
