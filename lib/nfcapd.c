@@ -789,6 +789,9 @@ int fdx_read_nfcapd(const char *path, const fdx_read_opts *opts,
     if (rc == 0) {
         if (stats != NULL)
             stats->files++;
+        fdx__log(r.log, FDX_LOG_DEBUG,
+                 "nfcapd: open file=%s layout=%d compression=%d blocks=%u",
+                 path, r.layout, r.comp, r.num_blocks);
         rc = nfc_blocks(&r);
     }
 out:
