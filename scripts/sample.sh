@@ -6,4 +6,4 @@ set -e
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
-exec build/flowdex scan -c sample/catalog.fdxc "$@" sample/flows
+exec build/flowdex scan -c sample/catalog.fdxc.xz "$@" sample/flows
