@@ -1195,7 +1195,7 @@ static int write_file(builder *b, const char *out, const uint8_t *h,
         sizeof(tmp))
         return fdx_error_set(b->err, FDX_EUSAGE, "%s: path too long", out);
     if ((fd = mkstemp(tmp)) < 0)
-        return fdx_error_set(b->err, FDX_EIO, "%s: cannot create: %s", tmp,
+        return fdx_error_set(b->err, FDX_EIO, "%s: cannot create: %s", out,
                              strerror(errno));
     if (fchmod(fd, 0644) != 0 ||
         write_all(fd, h, FDX__CAT_HEADER_SIZE) != 0 ||
