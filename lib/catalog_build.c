@@ -1131,19 +1131,6 @@ static void fill_body(const builder *b, uint8_t *body)
     memcpy(p, b->pool, b->plen);
 }
 
-static uint32_t crc_of(const uint8_t *p, size_t n)
-{
-    uLong c = crc32(0L, Z_NULL, 0);
-
-    while (n > 0) {
-        uInt chunk = n > 0x40000000u ? 0x40000000u : (uInt)n;
-
-        c = crc32(c, p, chunk);
-        p += chunk;
-        n -= chunk;
-    }
-    return (uint32_t)c;
-}
 
 static void fill_header(const builder *b, uint8_t *h, const uint8_t *body,
                         size_t blen)
@@ -1165,8 +1152,8 @@ static void fill_header(const builder *b, uint8_t *h, const uint8_t *body,
     put64(h + FDX__CAT_H_STRINGS, FDX__CAT_HEADER_SIZE + osize + esize);
     put64(h + FDX__CAT_H_STRINGS + 8, b->plen);
     put32(h + FDX__CAT_H_ENTRY_SIZE, FDX__CAT_ENTRY_SIZE);
-    put32(h + FDX__CAT_H_BODY_CRC, crc_of(body, blen));
-    put32(h + FDX__CAT_H_HEADER_CRC, crc_of(h, FDX__CAT_H_HEADER_CRC));
+    put32(h + FDX__CAT_H_BODY_CRC, fdx__crc32(body, blen));
+    put32(h + FDX__CAT_H_HEADER_CRC, fdx__crc32(h, FDX__CAT_H_HEADER_CRC));
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)

@@ -35,20 +35,6 @@ struct fdx_catalog {
     int64_t created;
 };
 
-/* CRC-32 of a buffer of any length (zlib takes uInt lengths). */
-static uint32_t crc_of(const uint8_t *p, size_t n)
-{
-    uLong c = crc32(0L, Z_NULL, 0);
-
-    while (n > 0) {
-        uInt chunk = n > 0x40000000u ? 0x40000000u : (uInt)n;
-
-        c = crc32(c, p, chunk);
-        p += chunk;
-        n -= chunk;
-    }
-    return (uint32_t)c;
-}
 
 /* Checks magic, version and both checksums. */
 static int check_header(const uint8_t *b, size_t len, const char *path,
@@ -68,7 +54,7 @@ static int check_header(const uint8_t *b, size_t len, const char *path,
                              "this flowdex reads %u", path,
                              fdx__le32(b + FDX__CAT_H_VERSION),
                              FDX__CAT_VERSION);
-    if (crc_of(b, FDX__CAT_H_HEADER_CRC) !=
+    if (fdx__crc32(b, FDX__CAT_H_HEADER_CRC) !=
         fdx__le32(b + FDX__CAT_H_HEADER_CRC))
         return fdx_error_set(err, FDX_ECHECKSUM, "%s: header checksum "
                              "mismatch", path);
@@ -76,7 +62,7 @@ static int check_header(const uint8_t *b, size_t len, const char *path,
     if (hsize != FDX__CAT_HEADER_SIZE)
         return fdx_error_set(err, FDX_ECORRUPT, "%s: header size %u",
                              path, hsize);
-    if (crc_of(b + hsize, len - hsize) !=
+    if (fdx__crc32(b + hsize, len - hsize) !=
         fdx__le32(b + FDX__CAT_H_BODY_CRC))
         return fdx_error_set(err, FDX_ECHECKSUM, "%s: body checksum "
                              "mismatch (file damaged or truncated)", path);
@@ -160,21 +146,16 @@ static int check_records(const fdx_catalog *c, const char *path,
 /* Maps path, or reads and inflates it when it is compressed. */
 static int load(fdx_catalog *c, const char *path, fdx_error *err)
 {
-    struct stat st;
     void *m;
-    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+    uint64_t size;
+    int fd, rc;
     uint8_t head[8] = {0};
 
-    if (fd < 0)
-        return fdx_error_set(err, errno == ENOENT ? FDX_ENOENT : FDX_EIO,
-                             "%s: %s", path, strerror(errno));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = fdx_error_set(err, FDX_EIO, "%s: not a regular file", path);
-        goto cleanup;
-    }
+    if ((rc = fdx__open_regular(path, &fd, &size, err)) != 0)
+        return rc;
     if (pread(fd, head, sizeof(head), 0) < 0 ||
         fdx__comp_detect(head, sizeof(head)) != FDX__COMP_PLAIN ||
-        st.st_size == 0) {
+        size == 0) {
         uint8_t *buf;
         size_t n;
 
@@ -184,14 +165,14 @@ static int load(fdx_catalog *c, const char *path, fdx_error *err)
         c->len = n;
         goto cleanup;
     }
-    m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m == MAP_FAILED) {
         rc = fdx_error_set(err, FDX_EIO, "%s: mmap: %s", path,
                            strerror(errno));
         goto cleanup;
     }
     c->base = m;
-    c->len = (size_t)st.st_size;
+    c->len = (size_t)size;
     c->mapped = 1;
 cleanup:
     close(fd);

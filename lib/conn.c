@@ -31,15 +31,8 @@ static int src_is_server(uint16_t sport, uint16_t dport)
 
 static int halves_push(fdx__halves *hv, const fdx__half *h)
 {
-    if (hv->n == hv->cap) {
-        size_t cap = hv->cap ? hv->cap * 2 : 1024;
-        fdx__half *v = fdx__realloc(hv->v, cap * sizeof(*v));
-
-        if (v == NULL)
-            return FDX_ENOMEM;
-        hv->v = v;
-        hv->cap = cap;
-    }
+    if (fdx__grow(&hv->v, &hv->cap, hv->n, sizeof(*hv->v)) < 0)
+        return FDX_ENOMEM;
     hv->v[hv->n++] = *h;
     return 0;
 }

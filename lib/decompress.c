@@ -373,33 +373,27 @@ int fdx__decompress(const uint8_t *in, size_t n, size_t max_out,
 int fdx__read_file(const char *path, size_t max, uint8_t **buf, size_t *len,
                    fdx_error *err)
 {
-    struct stat st;
     uint8_t *p = NULL;
+    uint64_t size;
     size_t got = 0;
-    int fd, rc = 0;
+    int fd, rc;
 
     *buf = NULL;
     *len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fdx_error_set(err, errno == ENOENT ? FDX_ENOENT : FDX_EIO,
-                             "%s: %s", path, strerror(errno));
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = fdx_error_set(err, FDX_EIO, "%s: not a regular file", path);
-        goto cleanup;
-    }
-    if ((uint64_t)st.st_size > max) {
+    if ((rc = fdx__open_regular(path, &fd, &size, err)) != 0)
+        return rc;
+    if (size > max) {
         rc = fdx_error_set(err, FDX_ELIMIT, "%s: larger than %zu bytes",
                            path, max);
         goto cleanup;
     }
-    p = fdx__malloc((size_t)st.st_size + 1);
+    p = fdx__malloc((size_t)size + 1);
     if (p == NULL) {
         rc = fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", path);
         goto cleanup;
     }
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, p + got, (size_t)st.st_size - got);
+    while (got < (size_t)size) {
+        ssize_t r = read(fd, p + got, (size_t)size - got);
 
         if (r < 0 && errno == EINTR)
             continue;

@@ -115,15 +115,8 @@ static int build_groups(fdx_scan *s, group *g, size_t *ng)
 
 static int push_size(uint64_t **v, size_t *n, size_t *cap, uint64_t size)
 {
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 4096;
-        uint64_t *nv = fdx__realloc(*v, ncap * sizeof(*nv));
-
-        if (nv == NULL)
-            return FDX_ENOMEM;
-        *v = nv;
-        *cap = ncap;
-    }
+    if (fdx__grow(v, cap, *n, sizeof(**v)) < 0)
+        return FDX_ENOMEM;
     (*v)[(*n)++] = size;
     return 0;
 }
@@ -350,15 +343,8 @@ static int host_packages(fdx_scan *s, fdx_host *host, size_t best)
 
 static int host_push(fdx_scan *s, size_t *cap, const fdx_addr *a)
 {
-    if (s->nhosts == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        fdx_host *v = fdx__realloc(s->hosts, ncap * sizeof(*v));
-
-        if (v == NULL)
-            return FDX_ENOMEM;
-        s->hosts = v;
-        *cap = ncap;
-    }
+    if (fdx__grow(&s->hosts, cap, s->nhosts, sizeof(*s->hosts)) < 0)
+        return FDX_ENOMEM;
     memset(&s->hosts[s->nhosts], 0, sizeof(s->hosts[0]));
     s->hosts[s->nhosts].addr = *a;
     s->nhosts++;

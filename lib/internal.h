@@ -27,6 +27,23 @@ void fdx__log(const fdx_logger *log, int level, const char *fmt, ...)
 #endif
     ;
 
+/*
+ * Opens path read-only and checks it is a regular file; sets *fd and
+ * *size.  On failure returns FDX_ENOENT, FDX_EIO or FDX_EFORMAT (not a
+ * regular file) with err naming the file; nothing is left open.
+ */
+int fdx__open_regular(const char *path, int *fd, uint64_t *size,
+                      fdx_error *err);
+
+/*
+ * Makes room for one more element in a growable array *v of *cap elements
+ * of elem bytes, n of them used.  Returns 0 or FDX_ENOMEM (*v untouched).
+ */
+int fdx__grow(void *v, size_t *cap, size_t n, size_t elem);
+
+/* CRC-32 (zlib's) of a buffer of any length. */
+uint32_t fdx__crc32(const uint8_t *p, size_t n);
+
 /* Reads from packet memory without casting it to a struct. */
 static inline uint16_t fdx__be16(const uint8_t *p)
 {

@@ -85,15 +85,8 @@ static int is_tls_port(uint16_t port)
 
 static int votes_push(votes *vs, const vote *v)
 {
-    if (vs->n == vs->cap) {
-        size_t cap = vs->cap ? vs->cap * 2 : 256;
-        vote *nv = fdx__realloc(vs->v, cap * sizeof(*nv));
-
-        if (nv == NULL)
-            return FDX_ENOMEM;
-        vs->v = nv;
-        vs->cap = cap;
-    }
+    if (fdx__grow(&vs->v, &vs->cap, vs->n, sizeof(*vs->v)) < 0)
+        return FDX_ENOMEM;
     vs->v[vs->n++] = *v;
     return 0;
 }
@@ -263,15 +256,8 @@ static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
 
 static int server_push(fdx_scan *s, const fdx__conn *c, size_t *cap)
 {
-    if (s->nservers == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        fdx__server *v = fdx__realloc(s->servers, ncap * sizeof(*v));
-
-        if (v == NULL)
-            return FDX_ENOMEM;
-        s->servers = v;
-        *cap = ncap;
-    }
+    if (fdx__grow(&s->servers, cap, s->nservers, sizeof(*s->servers)) < 0)
+        return FDX_ENOMEM;
     memset(&s->servers[s->nservers], 0, sizeof(s->servers[0]));
     s->servers[s->nservers].addr = c->server;
     s->servers[s->nservers].port = c->sport;

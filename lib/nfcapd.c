@@ -755,7 +755,6 @@ int fdx_read_nfcapd(const char *path, const fdx_read_opts *opts,
                     fdx_error *err)
 {
     nfc_reader r;
-    struct stat sb;
     int rc;
 
     memset(&r, 0, sizeof(r));
@@ -765,21 +764,8 @@ int fdx_read_nfcapd(const char *path, const fdx_read_opts *opts,
     r.ud = ud;
     r.st = stats;
     r.err = err;
-    r.fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (r.fd < 0)
-        return fdx_error_set(err, errno == ENOENT ? FDX_ENOENT : FDX_EIO,
-                             "%s: open: %s", path, strerror(errno));
-    if (fstat(r.fd, &sb) != 0) {
-        rc = fdx_error_set(err, FDX_EIO, "%s: stat: %s", path,
-                           strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        rc = fdx_error_set(err, FDX_EFORMAT, "%s: not a regular file",
-                           path);
-        goto out;
-    }
-    r.file_size = (uint64_t)sb.st_size;
+    if ((rc = fdx__open_regular(path, &r.fd, &r.file_size, err)) != 0)
+        return rc;
     if (lzo_init() != LZO_E_OK) {
         rc = fdx_error_set(err, FDX_EUNSUPPORTED, "%s: lzo_init failed",
                            path);

@@ -3,10 +3,15 @@
  * address helpers.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "internal.h"
 
@@ -129,4 +134,64 @@ int fdx_addr_parse(fdx_addr *a, const char *text)
 int fdx_addr_cmp(const fdx_addr *x, const fdx_addr *y)
 {
     return memcmp(x->b, y->b, 16);
+}
+
+int fdx__open_regular(const char *path, int *fd, uint64_t *size,
+                      fdx_error *err)
+{
+    struct stat st;
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+
+    *fd = -1;
+    if (f < 0)
+        return fdx_error_set(err, errno == ENOENT ? FDX_ENOENT : FDX_EIO,
+                             "%s: open: %s", path, strerror(errno));
+    if (fstat(f, &st) != 0) {
+        int e = errno;
+
+        close(f);
+        return fdx_error_set(err, FDX_EIO, "%s: stat: %s", path,
+                             strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(f);
+        return fdx_error_set(err, FDX_EFORMAT, "%s: not a regular file",
+                             path);
+    }
+    *fd = f;
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+int fdx__grow(void *v, size_t *cap, size_t n, size_t elem)
+{
+    void **pv = v;
+    size_t ncap;
+    void *p;
+
+    if (n < *cap)
+        return 0;
+    ncap = *cap ? *cap * 2 : 64;
+    if (ncap > SIZE_MAX / elem)
+        return FDX_ENOMEM;
+    p = fdx__realloc(*pv, ncap * elem);
+    if (p == NULL)
+        return FDX_ENOMEM;
+    *pv = p;
+    *cap = ncap;
+    return 0;
+}
+
+uint32_t fdx__crc32(const uint8_t *p, size_t n)
+{
+    uLong c = crc32(0L, Z_NULL, 0);
+
+    while (n > 0) {
+        uInt chunk = n > 0x40000000u ? 0x40000000u : (uInt)n;
+
+        c = crc32(c, p, chunk);
+        p += chunk;
+        n -= chunk;
+    }
+    return (uint32_t)c;
 }

@@ -52,23 +52,30 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void json_entry(FILE *f, const fdx_catalog *cat, uint32_t i)
+/* The fields naming catalog entry i, without braces. */
+static void json_entry_fields(FILE *f, const fdx_catalog *cat, uint32_t i)
 {
     fdx_entry e;
     fdx_origin o;
 
     fdx_catalog_entry(cat, i, &e);
     fdx_catalog_origin(cat, e.origin, &o);
-    fputs("{\"name\": ", f);
-    json_str(f, e.kind == 1 ? e.package : e.path);
+    fputs("\"name\": ", f);
+    json_str(f, e.kind == FDX_KIND_PACKAGE ? e.package : e.path);
     fputs(", \"version\": ", f);
     json_str(f, e.version);
     fputs(", \"arch\": ", f);
     json_str(f, e.arch);
     fputs(", \"suite\": ", f);
-    json_str(f, o.suite);
+    json_str(f, o.codename);
     fprintf(f, ", \"size\": %" PRIu64 ", \"path\": ", e.size);
     json_str(f, e.path);
+}
+
+static void json_entry(FILE *f, const fdx_catalog *cat, uint32_t i)
+{
+    fputc('{', f);
+    json_entry_fields(f, cat, i);
     fputc('}', f);
 }
 
@@ -132,23 +139,14 @@ static void json_packages(FILE *f, const fdx_host *h, const fdx_catalog *cat)
 {
     fputs("\"packages\": [", f);
     for (size_t i = 0; i < h->npackages; i++) {
-        fdx_entry e;
-        fdx_origin o;
+        const fdx_package_claim *pc = &h->packages[i];
         char t[40];
 
-        fdx_catalog_entry(cat, h->packages[i].entry, &e);
-        fdx_catalog_origin(cat, e.origin, &o);
-        fputs(i ? ",\n      " : "\n      ", f);
-        fputs("{\"name\": ", f);
-        json_str(f, e.package);
-        fputs(", \"version\": ", f);
-        json_str(f, e.version);
-        fputs(", \"arch\": ", f);
-        json_str(f, e.arch);
-        fprintf(f, ", \"confidence\": %.3f, \"suite\": ", h->packages[i].confidence);
-        json_str(f, o.suite);
-        fprintf(f, ", \"size\": %" PRIu64 ", \"time\": \"%s\"}", e.size,
-                report_time(h->evidence[h->packages[i].evidence].first_ms, t,
+        fputs(i ? ",\n      {" : "\n      {", f);
+        json_entry_fields(f, cat, pc->entry);
+        fprintf(f, ", \"confidence\": %.3f, \"time\": \"%s\"}",
+                pc->confidence,
+                report_time(h->evidence[pc->evidence].first_ms, t,
                             sizeof(t)));
     }
     fputs("]", f);
@@ -246,7 +244,7 @@ static void csv_host(FILE *f, const fdx_host *h, const fdx_catalog *cat)
         csv_field(f, e.package);
         fputc(',', f);
         csv_field(f, e.version);
-        fprintf(f, ",%s,%s,%.3f,", e.arch, o.suite, h->packages[i].confidence);
+        fprintf(f, ",%s,%s,%.3f,", e.arch, o.codename, h->packages[i].confidence);
         csv_field(f, e.path);
         fputc('\n', f);
     }
@@ -328,7 +326,7 @@ void report_explain(FILE *f, const fdx_host *h, const fdx_catalog *cat)
             fdx_catalog_origin(cat, e.origin, &o);
             fprintf(f, "      %s%s %" PRIu64 " %s (%s)\n",
                     claimed(h, i) ? "* " : "", e.path, e.size, e.arch,
-                    o.suite);
+                    o.codename);
         }
     }
 }
