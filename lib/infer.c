@@ -228,6 +228,53 @@ void fdx__hyps_free(fdx_scan *s)
     s->nhyps = 0;
 }
 
+/*
+ * How the lengths of the catalog's paths are spread: the request side
+ * tells a path's length, and the chance that a random file has a length
+ * in the allowed window scales the chance of a match.
+ */
+int fdx__path_hist_build(fdx_scan *s)
+{
+    size_t n = fdx_catalog_count(s->cat);
+    double sum = 0;
+
+    s->path_max = FDX__MAX_PATH;
+    s->path_cum = fdx__calloc(s->path_max + 2, sizeof(*s->path_cum));
+    if (s->path_cum == NULL)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        fdx_entry e;
+        size_t l;
+
+        fdx_catalog_entry(s->cat, i, &e);
+        l = strlen(e.path);
+        sum += (double)l;
+        s->path_cum[(l < s->path_max ? l : s->path_max) + 1]++;
+    }
+    for (size_t l = 1; l <= s->path_max + 1; l++)
+        s->path_cum[l] += s->path_cum[l - 1];
+    s->path_mean = n ? sum / (double)n : 0;
+    return 0;
+}
+
+double fdx__path_share(const fdx_scan *s, uint32_t lo, uint32_t hi)
+{
+    uint64_t total = s->path_cum[s->path_max + 1];
+
+    if (total == 0 || lo > hi)
+        return 1.0;
+    if (hi > s->path_max)
+        hi = (uint32_t)s->path_max;
+    if (lo > s->path_max)
+        lo = (uint32_t)s->path_max;
+    return (double)(s->path_cum[hi + 1] - s->path_cum[lo]) / (double)total;
+}
+
+double fdx__path_mean(const fdx_scan *s)
+{
+    return s->path_mean;
+}
+
 /* ---------------------------------------------------------------- */
 
 /* Sums the host's evidence per hypothesis; returns the best one. */
@@ -330,6 +377,8 @@ static int host_packages(fdx_scan *s, fdx_host *host, size_t best)
         else
             e = fdx__hyp_expected(h, fe.size - FDX__HTTP_TOL,
                                   fe.size + FDX__HTTP_TOL, 0);
+        if (ev->path_hi != 0)
+            e *= fdx__path_share(s, ev->path_lo, ev->path_hi);
         conf = host->os.confidence / (1.0 + e);
         if (conf < FDX__PKG_MIN_CONF)
             continue;

@@ -1,13 +1,17 @@
 /*
  * Matching one connection against the catalog.
  *
- * The server's model turns the connection's byte and packet counts into a
- * window of file sizes; every catalog file of the right class inside it is
- * a candidate.  A connection whose request side carried clearly more than
- * one request is a keep-alive connection of several files and is not
- * matched as one file.  For each OS hypothesis the connection then scores
- * how many of its candidates that kind of host could have fetched, against
- * how many files of that kind would lie in the window by chance.
+ * The server's model turns the connection's byte and packet counts into
+ * windows of file sizes; every catalog file of the right class inside them
+ * is a candidate.  The request side then narrows them: one HTTP request is
+ * a constant number of bytes plus the path it asks for (TLS adds a few
+ * bytes of padding), so once a server's constant is learned the request's
+ * size tells the length of the path, and candidates of another length are
+ * dropped.  A request side clearly longer than one request is a keep-alive
+ * connection of several files and is not matched as one file.  For each OS
+ * hypothesis the connection then scores how many of its candidates that
+ * kind of host could have fetched, against how many files of that kind
+ * would fit by chance.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -20,28 +24,14 @@
 #define FDX__LR_MIN (-2.0)
 #define FDX__LR_MAX 4.0
 
-#define FDX__MAX_WINDOWS 24
-
-typedef struct cands {
-    uint32_t *v;
-    size_t n, cap, total;
-    uint64_t lo, hi;    /* hull of the windows, for display */
-    double center;
-    size_t nwin;        /* windows, to estimate chance matches */
-    uint64_t win[FDX__MAX_WINDOWS][3];   /* lo, hi, index class */
-} cands;
-
-static void cands_add(cands *cs, uint32_t i)
+static void cands_add(fdx__cands *cs, uint32_t i)
 {
-    for (size_t k = 0; k < cs->n; k++)
-        if (cs->v[k] == i)
-            return;
     cs->total++;
     if (cs->n < cs->cap)
         cs->v[cs->n++] = i;
 }
 
-static void window_note(cands *cs, uint64_t lo, uint64_t hi, int index)
+static void window_note(fdx__cands *cs, uint64_t lo, uint64_t hi, int index)
 {
     if (cs->nwin < FDX__MAX_WINDOWS) {
         cs->win[cs->nwin][0] = lo;
@@ -56,7 +46,7 @@ static void window_note(cands *cs, uint64_t lo, uint64_t hi, int index)
 }
 
 /* Candidates of class cls whose size s satisfies s + digits(s) = t. */
-static void http_class(const fdx_scan *s, cands *cs, int64_t t, int cls,
+static void http_class(const fdx_scan *s, fdx__cands *cs, int64_t t, int cls,
                        int64_t tol)
 {
     for (int k = 1; k <= 12; k++) {
@@ -82,7 +72,7 @@ static void http_class(const fdx_scan *s, cands *cs, int64_t t, int cls,
 }
 
 static void http_cands(const fdx_scan *s, const fdx__server *sv,
-                       const fdx__conn *c, cands *cs, fdx_evidence *ev)
+                       const fdx__conn *c, fdx__cands *cs)
 {
     int v4 = fdx_addr_is_v4(&c->server);
 
@@ -90,12 +80,10 @@ static void http_cands(const fdx_scan *s, const fdx__server *sv,
         int64_t hdr = fdx__hdr_octets(v4, v);
         int64_t p = (int64_t)c->s2c_octets - (int64_t)c->s2c_packets * hdr;
 
-        for (int cls = 0; cls < FDX__NCLASS; cls++) {
+        for (int cls = 0; cls < FDX__NCLASS && p > 0; cls++) {
             int32_t base = sv->base[v][cls];
             int64_t tol = FDX__HTTP_TOL;
 
-            if (p <= 0)
-                continue;
             /* index files share most of their header; a class seen too
              * rarely to learn borrows the learned one, less tightly */
             if (!sv->have_base[v][cls]) {
@@ -105,14 +93,13 @@ static void http_cands(const fdx_scan *s, const fdx__server *sv,
                 tol = FDX__HTTP_TOL_BORROWED;
             }
             http_class(s, cs, p - base, cls, tol);
-            if (cs->total > 0 && ev->hdr_octets == 0)
-                ev->hdr_octets = (uint8_t)hdr;
+            if (cs->total > 0 && cs->hdr == 0)
+                cs->hdr = (uint8_t)hdr;
         }
     }
 }
 
-static void tls_cands(const fdx_scan *s, const fdx__conn *c, cands *cs,
-                      fdx_evidence *ev)
+static void tls_cands(const fdx_scan *s, const fdx__conn *c, fdx__cands *cs)
 {
     int64_t hdr = fdx__hdr_octets(fdx_addr_is_v4(&c->server), 0);
     double p = (double)c->s2c_octets - (double)c->s2c_packets * (double)hdr;
@@ -122,7 +109,7 @@ static void tls_cands(const fdx_scan *s, const fdx__conn *c, cands *cs,
 
     if (s0 < 1.0)
         return;
-    ev->hdr_octets = (uint8_t)hdr;
+    cs->hdr = (uint8_t)hdr;
     cs->center = s0;
     window_note(cs, s0 > tol ? (uint64_t)(s0 - tol) : 0,
                 (uint64_t)(s0 + tol), 0);
@@ -131,59 +118,139 @@ static void tls_cands(const fdx_scan *s, const fdx__conn *c, cands *cs,
         cands_add(cs, (uint32_t)i);
 }
 
-/*
- * A keep-alive connection: its requests add up to clearly more than the
- * server's usual single request.  Over TLS the handshake dominates the
- * request side, so the margin is absolute there.
- */
-static int several_files(const fdx__server *sv, const fdx__conn *c,
-                         uint8_t *est)
+static int u32_cmp(const void *a, const void *b)
 {
-    uint64_t hdr = (uint64_t)fdx__hdr_octets(fdx_addr_is_v4(&c->server), 0);
-    double q;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Windows of several classes and header sizes may overlap. */
+static void cands_unique(fdx__cands *cs)
+{
+    size_t m = 0;
+
+    qsort(cs->v, cs->n, sizeof(*cs->v), u32_cmp);
+    for (size_t i = 0; i < cs->n; i++)
+        if (i == 0 || cs->v[i] != cs->v[m - 1])
+            cs->v[m++] = cs->v[i];
+    cs->total -= cs->n - m;
+    cs->n = m;
+}
+
+void fdx__size_cands(const fdx_scan *s, const fdx__server *sv,
+                     const fdx__conn *c, fdx__cands *cs)
+{
+    if (sv->tls)
+        tls_cands(s, c, cs);
+    else
+        http_cands(s, sv, c, cs);
+    cands_unique(cs);
+}
+
+int fdx__request_octets(const fdx__conn *c, int hdr, int64_t *q)
+{
+    if (c->c2s_packets == 0 ||
+        c->c2s_octets <= c->c2s_packets * (uint64_t)hdr)
+        return 0;
+    *q = (int64_t)(c->c2s_octets - c->c2s_packets * (uint64_t)hdr);
+    return 1;
+}
+
+/*
+ * Keeps the candidates whose path length the request side allows, and
+ * notes that window of lengths.  Does nothing when the server's request
+ * constant is unknown or the request side was not seen.
+ */
+static void request_filter(const fdx_scan *s, const fdx__server *sv,
+                           const fdx__conn *c, fdx__cands *cs,
+                           fdx_evidence *ev)
+{
+    int64_t q, len, tol = sv->tls ? FDX__REQ_TOL_TLS : FDX__REQ_TOL_HTTP;
+    size_t m = 0;
+
+    if (!sv->have_req || !fdx__request_octets(c, cs->hdr, &q))
+        return;
+    len = q - sv->req_base;
+    if (len + tol < 1 || len - tol > FDX__MAX_PATH)
+        return;
+    ev->path_lo = (uint16_t)(len - tol < 1 ? 1 : len - tol);
+    ev->path_hi = (uint16_t)(len + tol);
+    for (size_t i = 0; i < cs->n; i++) {
+        fdx_entry e;
+        int64_t l;
+
+        fdx_catalog_entry(s->cat, cs->v[i], &e);
+        l = (int64_t)strlen(e.path);
+        if (l >= ev->path_lo && l <= ev->path_hi)
+            cs->v[m++] = cs->v[i];
+    }
+    cs->total = cs->total > cs->n ? cs->total - cs->n + m : m;
+    cs->n = m;
+}
+
+/*
+ * A keep-alive connection: its request side holds more than one request.
+ * With the server's request constant known the number of requests is
+ * estimated from the mean path length; without it, from the server's
+ * usual single request (over TLS the handshake dominates, so the margin
+ * is absolute there).
+ */
+static int several_files(const fdx_scan *s, const fdx__server *sv,
+                         const fdx__conn *c, uint8_t *est)
+{
+    int hdr = fdx__hdr_octets(fdx_addr_is_v4(&c->server), 0);
+    int64_t q;
 
     *est = 1;
-    if (sv->req_single <= 0 || c->c2s_octets <= c->c2s_packets * hdr)
+    if (!fdx__request_octets(c, hdr, &q))
         return 0;
-    q = (double)(c->c2s_octets - c->c2s_packets * hdr);
+    if (sv->have_req) {
+        double per = (double)sv->req_base + fdx__path_mean(s);
+
+        if (q - sv->req_base <= FDX__MAX_PATH)
+            return 0;
+        *est = (uint8_t)fmin(255, fmax(2, floor((double)q / per + 0.5)));
+        if (sv->tls)
+            *est = 0;
+        return 1;
+    }
+    if (sv->req_single <= 0)
+        return 0;
     if (sv->tls) {
-        if (q <= sv->req_single + 150)
+        if ((double)q <= sv->req_single + 150)
             return 0;
         *est = 0;
         return 1;
     }
-    if (q <= 1.6 * sv->req_single)
+    if ((double)q <= 1.6 * sv->req_single)
         return 0;
-    *est = (uint8_t)fmin(255, floor(q / sv->req_single + 0.5));
+    *est = (uint8_t)fmin(255, floor((double)q / sv->req_single + 0.5));
     return 1;
 }
 
-static double hyp_lr(const fdx_scan *s, const fdx__hyp *h, const cands *cs,
-                     size_t nh)
+static void score_hyps(const fdx_scan *s, const fdx__cands *cs,
+                       const fdx_evidence *ev, double *lr)
 {
-    double e = 0, lr;
+    double share = ev->path_hi ? fdx__path_share(s, ev->path_lo, ev->path_hi)
+                               : 1.0;
 
-    for (size_t w = 0; w < cs->nwin; w++)
-        e += fdx__hyp_expected(h, cs->win[w][0], cs->win[w][1],
-                               (int)cs->win[w][2]);
-    lr = log(((double)nh + FDX__LR_EPS) / (e + FDX__LR_EPS));
-
-    (void)s;
-    return fmax(FDX__LR_MIN, fmin(FDX__LR_MAX, lr));
-}
-
-static void score_hyps(const fdx_scan *s, const cands *cs, double *lr)
-{
     for (size_t h = 0; h < s->nhyps; h++) {
+        double e = 0;
         size_t nh = 0;
 
         for (size_t k = 0; k < cs->n; k++) {
-            fdx_entry e;
+            fdx_entry ent;
 
-            fdx_catalog_entry(s->cat, cs->v[k], &e);
-            nh += (size_t)fdx__entry_in_hyp(s, &e, h);
+            fdx_catalog_entry(s->cat, cs->v[k], &ent);
+            nh += (size_t)fdx__entry_in_hyp(s, &ent, h);
         }
-        lr[h] = hyp_lr(s, &s->hyps[h], cs, nh);
+        for (size_t w = 0; w < cs->nwin; w++)
+            e += fdx__hyp_expected(&s->hyps[h], cs->win[w][0],
+                                   cs->win[w][1], (int)cs->win[w][2]);
+        e *= share;
+        lr[h] = log(((double)nh + FDX__LR_EPS) / (e + FDX__LR_EPS));
+        lr[h] = fmax(FDX__LR_MIN, fmin(FDX__LR_MAX, lr[h]));
     }
 }
 
@@ -196,7 +263,7 @@ static int same_file(const fdx_entry *a, const fdx_entry *b)
            strcmp(a->arch, b->arch) == 0;
 }
 
-static int one_file(const fdx_scan *s, const cands *cs)
+static int one_file(const fdx_scan *s, const fdx__cands *cs)
 {
     fdx_entry first, e;
 
@@ -225,16 +292,30 @@ static void ev_init(fdx_evidence *ev, const fdx__conn *c)
     ev->est_files = 1;
 }
 
+static void ev_fill(const fdx_scan *s, const fdx__cands *cs,
+                    fdx_evidence *ev)
+{
+    ev->hdr_octets = cs->hdr;
+    ev->win_lo = cs->lo;
+    ev->win_hi = cs->hi;
+    ev->ncand_total = (uint32_t)cs->total;
+    ev->ncand = (uint32_t)(cs->n < FDX_MAX_CANDIDATES ? cs->n
+                                                      : FDX_MAX_CANDIDATES);
+    memcpy(ev->cand, cs->v, ev->ncand * sizeof(ev->cand[0]));
+    ev->residual = (int32_t)(cs->center -
+                             (double)fdx_catalog_size(s->cat, cs->v[0]));
+    ev->kind = one_file(s, cs) ? FDX_EV_FILE : FDX_EV_AMBIGUOUS;
+}
+
 void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
                      double *lr, uint32_t *scratch, size_t cap)
 {
     const fdx__server *sv = fdx__server_find(s, &c->server, c->sport);
-    cands cs;
+    fdx__cands cs;
 
     memset(&cs, 0, sizeof(cs));
     cs.v = scratch;
     cs.cap = cap;
-
     ev_init(ev, c);
     for (size_t h = 0; h < s->nhyps; h++)
         lr[h] = 0;
@@ -247,24 +328,14 @@ void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
     if (!sv->tls && !fdx__server_calibrated(sv))
         return;
     ev->transport = sv->tls ? FDX_TR_TLS : FDX_TR_HTTP;
-    if (several_files(sv, c, &ev->est_files)) {
+    if (several_files(s, sv, c, &ev->est_files)) {
         ev->kind = FDX_EV_MULTI;
         return;
     }
-    if (sv->tls)
-        tls_cands(s, c, &cs, ev);
-    else
-        http_cands(s, sv, c, &cs, ev);
-    if (cs.total == 0)
+    fdx__size_cands(s, sv, c, &cs);
+    request_filter(s, sv, c, &cs, ev);
+    if (cs.n == 0)
         return;
-    score_hyps(s, &cs, lr);
-    ev->win_lo = cs.lo;
-    ev->win_hi = cs.hi;
-    ev->ncand_total = (uint32_t)cs.total;
-    ev->ncand = (uint32_t)(cs.n < FDX_MAX_CANDIDATES ? cs.n
-                                                     : FDX_MAX_CANDIDATES);
-    memcpy(ev->cand, cs.v, ev->ncand * sizeof(ev->cand[0]));
-    ev->residual = (int32_t)(cs.center -
-                             (double)fdx_catalog_size(s->cat, cs.v[0]));
-    ev->kind = one_file(s, &cs) ? FDX_EV_FILE : FDX_EV_AMBIGUOUS;
+    score_hyps(s, &cs, ev, lr);
+    ev_fill(s, &cs, ev);
 }

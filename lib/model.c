@@ -20,6 +20,7 @@
  * the record layer adds overhead that grows with the size; no such vote
  * converges on a few downloads, so a fixed profile is used (scan_int.h).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,45 +144,99 @@ static int conn_votes(const fdx_scan *s, const fdx__conn *c, uint32_t id,
     return 0;
 }
 
+/* The strongest value of a run of votes sorted by d. */
+typedef struct mode {
+    int32_t d;
+    double w;
+    uint32_t conns;
+} mode;
+
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Distinct connections voting within hw of d (v sorted by d). */
+static uint32_t window_conns(const vote *v, size_t n, int32_t d, int32_t hw)
+{
+    uint32_t *ids = fdx__malloc((n ? n : 1) * sizeof(*ids));
+    size_t m = 0;
+    uint32_t distinct = 0;
+
+    if (ids == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i].d >= d - hw && v[i].d <= d + hw)
+            ids[m++] = v[i].conn;
+    qsort(ids, m, sizeof(*ids), u32_cmp);
+    for (size_t i = 0; i < m; i++)
+        distinct += i == 0 || ids[i] != ids[i - 1];
+    fdx__free(ids);
+    return distinct;
+}
+
 /*
- * Finds, for each (variant, class), the base with the most weight within
- * one byte either side, backed by at least two connections.
+ * Finds the d whose votes within hw either side weigh most, among the
+ * values backed by at least min_conns connections.  The weights come from
+ * one sliding window (the run is sorted by d); only the heaviest few
+ * values are checked for their number of connections.  Returns 1 if found.
+ */
+#define FDX__MODE_TRIES 8
+
+static int find_mode(const vote *v, size_t n, int32_t hw, uint32_t min_conns,
+                     mode *out)
+{
+    mode top[FDX__MODE_TRIES];
+    size_t ntop = 0, lo = 0, hi = 0;
+    double w = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        if (k > 0 && v[k].d == v[k - 1].d)
+            continue;
+        while (hi < n && v[hi].d <= v[k].d + hw)
+            w += v[hi++].w;
+        while (v[lo].d < v[k].d - hw)
+            w -= v[lo++].w;
+        for (size_t t = 0; t < FDX__MODE_TRIES; t++) {
+            if (t < ntop && top[t].w >= w)
+                continue;
+            if (ntop < FDX__MODE_TRIES)
+                ntop++;
+            memmove(&top[t + 1], &top[t], (ntop - 1 - t) * sizeof(top[0]));
+            top[t].d = v[k].d;
+            top[t].w = w;
+            break;
+        }
+    }
+    for (size_t t = 0; t < ntop; t++) {
+        top[t].conns = window_conns(v, n, top[t].d, hw);
+        if (top[t].conns >= min_conns) {
+            *out = top[t];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * For each (variant, class), the header size most votes agree on, within
+ * one byte, backed by two connections and at least one vote's worth.
  */
 static void pick_bases(fdx__server *sv, vote *v, size_t n)
 {
     qsort(v, n, sizeof(*v), vote_cmp);
     for (size_t i = 0; i < n;) {
         size_t j = i;
-        double best_w = 0;
-        uint32_t best_conns = 0;
-        int32_t best_d = 0;
+        mode m;
 
         while (j < n && v[j].variant == v[i].variant && v[j].cls == v[i].cls)
             j++;
-        for (size_t k = i; k < j; k++) {
-            double w = 0;
-            uint32_t conns = 0, last = UINT32_MAX;
-
-            if (k > i && v[k].d == v[k - 1].d)
-                continue;
-            for (size_t m = i; m < j; m++) {
-                if (v[m].d < v[k].d - 1 || v[m].d > v[k].d + 1)
-                    continue;
-                w += v[m].w;
-                if (v[m].conn != last)
-                    conns++;
-                last = v[m].conn;
-            }
-            if (conns >= 2 && w > best_w) {
-                best_w = w;
-                best_d = v[k].d;
-                best_conns = conns;
-            }
-        }
-        if (best_w >= 1.0) {
+        if (find_mode(v + i, j - i, 1, 2, &m) && m.w >= 1.0) {
             sv->have_base[v[i].variant][v[i].cls] = 1;
-            sv->base[v[i].variant][v[i].cls] = best_d;
-            sv->support[v[i].variant][v[i].cls] = best_conns;
+            sv->base[v[i].variant][v[i].cls] = m.d;
+            sv->support[v[i].variant][v[i].cls] = m.conns;
         }
         i = j;
     }
@@ -232,6 +287,77 @@ static double median_request(const fdx__conn *cv, const uint32_t *idx,
     return med;
 }
 
+/*
+ * One connection's votes for the server's request constant: for each
+ * file its size fits, the request bytes beyond that file's path length.
+ */
+static int conn_req_votes(const fdx_scan *s, const fdx__server *sv,
+                          const fdx__conn *c, uint32_t id, uint32_t *scratch,
+                          votes *vs)
+{
+    fdx__cands cs;
+    int64_t q;
+
+    memset(&cs, 0, sizeof(cs));
+    cs.v = scratch;
+    cs.cap = FDX__VOTE_MAX_CAND;
+    fdx__size_cands(s, sv, c, &cs);
+    if (cs.n == 0 || cs.total > FDX__VOTE_MAX_CAND ||
+        !fdx__request_octets(c, cs.hdr, &q))
+        return 0;
+    for (size_t i = 0; i < cs.n; i++) {
+        fdx_entry e;
+        vote v;
+
+        fdx_catalog_entry(s->cat, cs.v[i], &e);
+        /* over TLS only files near the middle of the wide size window
+         * vote, so that chance fits do not drown the real ones */
+        if (sv->tls && fabs((double)e.size - cs.center) > FDX__TLS_CORE)
+            continue;
+        v.conn = id;
+        v.variant = 0;
+        v.cls = 0;
+        v.d = (int32_t)(q - (int64_t)strlen(e.path));
+        v.w = 1.0 / (double)cs.n;
+        if (votes_push(vs, &v) < 0)
+            return FDX_ENOMEM;
+    }
+    return 0;
+}
+
+/*
+ * The request constant: over HTTP exact (within a byte) and backed by two
+ * connections; over TLS the records pad a little, so within a few bytes
+ * and backed by three.
+ */
+static int calibrate_request(fdx_scan *s, fdx__server *sv,
+                             const uint32_t *idx, size_t n)
+{
+    uint32_t scratch[FDX__VOTE_MAX_CAND];
+    votes vs = {NULL, 0, 0};
+    int rc = 0;
+    mode m;
+
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const fdx__conn *c = &s->conns[idx[i]];
+
+        if (!c->sampled)
+            rc = conn_req_votes(s, sv, c, idx[i], scratch, &vs);
+    }
+    if (rc == 0 && vs.n > 0) {
+        qsort(vs.v, vs.n, sizeof(*vs.v), vote_cmp);
+        if (find_mode(vs.v, vs.n,
+                      sv->tls ? FDX__REQ_TOL_TLS : FDX__REQ_TOL_HTTP,
+                      sv->tls ? 3 : 2, &m) && m.w >= 1.0) {
+            sv->have_req = 1;
+            sv->req_base = m.d;
+            sv->req_support = m.conns;
+        }
+    }
+    fdx__free(vs.v);
+    return rc;
+}
+
 static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
                          size_t n)
 {
@@ -240,9 +366,7 @@ static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
 
     sv->tls = (uint8_t)is_tls_port(sv->port);
     sv->req_single = median_request(s->conns, idx, n);
-    if (sv->tls)
-        return 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    for (size_t i = 0; i < n && rc == 0 && !sv->tls; i++) {
         const fdx__conn *c = &s->conns[idx[i]];
 
         if (!c->sampled)
@@ -251,6 +375,8 @@ static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
     if (rc == 0 && vs.n > 0)
         pick_bases(sv, vs.v, vs.n);
     fdx__free(vs.v);
+    if (rc == 0 && (sv->tls || fdx__server_calibrated(sv)))
+        rc = calibrate_request(s, sv, idx, n);
     return rc;
 }
 
@@ -344,6 +470,11 @@ void fdx__servers_log(const fdx_scan *s)
         if (!fdx__log_enabled(s->opts.log, FDX_LOG_INFO))
             return;
         fdx_addr_format(&sv->addr, a, sizeof(a));
+        if (sv->have_req)
+            fdx__log(s->opts.log, FDX_LOG_INFO,
+                     "event=calibrated server=%s port=%u request_octets=%d "
+                     "connections=%u", a, sv->port, sv->req_base,
+                     sv->req_support);
         for (int v = 0; v < 2; v++)
             for (int c = 0; c < FDX__NCLASS; c++)
                 if (sv->have_base[v][c])

@@ -66,6 +66,10 @@ typedef struct fdx__server {
     int32_t base[2][FDX__NCLASS];
     uint32_t support[2][FDX__NCLASS];
     double req_single;         /* median request bytes, one file; 0: unknown */
+    /* request side: bytes beyond the path's length of one request */
+    uint8_t have_req;
+    int32_t req_base;
+    uint32_t req_support;
 } fdx__server;
 
 /* Per-packet IP+TCP header sizes tried: [0] timestamps on, [1] off. */
@@ -76,12 +80,40 @@ int fdx__hdr_octets(int v4, int variant);
 #define FDX__TLS_B 0.00325
 #define FDX__TLS_TOL_FIXED 96.0
 #define FDX__TLS_TOL_REL 0.00005
+#define FDX__TLS_CORE 48.0
 
 /* Default HTTP header window when a server could not be calibrated. */
 #define FDX__HTTP_H_MIN 100
 #define FDX__HTTP_H_MAX 700
 #define FDX__HTTP_TOL 2
 #define FDX__HTTP_TOL_BORROWED 8
+
+/* Request-side tolerance, bytes: exact over HTTP, TLS pads a little. */
+#define FDX__REQ_TOL_HTTP 1
+#define FDX__REQ_TOL_TLS 8
+/* Longer than any one request's path: more means several requests. */
+#define FDX__MAX_PATH 300
+
+/* Candidate files of one connection, and the size windows searched. */
+#define FDX__MAX_WINDOWS 24
+
+typedef struct fdx__cands {
+    uint32_t *v;             /* catalog entry indexes, caller's buffer */
+    size_t n, cap, total;
+    uint64_t lo, hi;         /* hull of the windows, for display */
+    double center;
+    uint8_t hdr;             /* per-packet header the fit assumed */
+    size_t nwin;             /* windows, to estimate chance matches */
+    uint64_t win[FDX__MAX_WINDOWS][3];   /* lo, hi, index class */
+} fdx__cands;
+
+/* Fills cs with the files whose size fits c under sv's model. */
+void fdx__size_cands(const fdx_scan *s, const fdx__server *sv,
+                     const fdx__conn *c, fdx__cands *cs);
+
+/* Request-side payload of c with hdr bytes of header per packet; returns
+ * 0 when the connection's request side was not seen. */
+int fdx__request_octets(const fdx__conn *c, int hdr, int64_t *q);
 
 /* An OS hypothesis: one release of one family on one architecture. */
 typedef struct fdx__hyp {
@@ -106,6 +138,9 @@ struct fdx_scan {
     fdx__hyp *hyps;
     size_t nhyps;
     uint32_t *origin_group;   /* origin index -> release group index */
+    uint64_t *path_cum;       /* path_cum[L]: catalog paths shorter than L */
+    size_t path_max;          /* longest path length counted */
+    double path_mean;
     double *lr;               /* per evidence, per hypothesis */
     fdx_evidence *ev;         /* one per connection with evidence */
     size_t nev;
@@ -142,5 +177,11 @@ double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi,
                          int index);
 
 int fdx__infer_hosts(fdx_scan *s);
+
+/* Share of catalog paths whose length lies in [lo, hi]. */
+double fdx__path_share(const fdx_scan *s, uint32_t lo, uint32_t hi);
+/* Mean length of the catalog's paths. */
+double fdx__path_mean(const fdx_scan *s);
+int fdx__path_hist_build(fdx_scan *s);
 
 #endif /* FLOWDEX_SCAN_INT_H */

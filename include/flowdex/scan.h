@@ -56,6 +56,8 @@ typedef struct fdx_evidence {
     uint8_t est_files;                 /* files estimated from the requests */
     int32_t residual;                  /* bytes left over by the best fit */
     uint64_t win_lo, win_hi;           /* file sizes the model allowed */
+    uint16_t path_lo, path_hi;         /* path lengths the request side
+                                        * allowed; 0, 0: not used */
     double weight;                     /* how much it counts for the OS */
     uint32_t ncand, ncand_total;
     uint32_t cand[FDX_MAX_CANDIDATES];
