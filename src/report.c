@@ -121,8 +121,14 @@ static void json_evidence(FILE *f, const fdx_evidence *ev,
     fprintf(f, "\"transport\": \"%s\", \"kind\": \"%s\"",
             ev->transport == FDX_TR_TLS ? "tls" : "http",
             kind_name(ev->kind));
-    if (ev->kind == FDX_EV_MULTI)
+    if (ev->kind == FDX_EV_MULTI && ev->est_files > 0)
         fprintf(f, ", \"files\": %u", ev->est_files);
+    if (ev->ncand_total > 0)
+        fprintf(f, ", \"sizes\": [%" PRIu64 ", %" PRIu64 "]", ev->win_lo,
+                ev->win_hi);
+    if (ev->path_hi > 0)
+        fprintf(f, ", \"path_length\": [%u, %u]", ev->path_lo,
+                ev->path_hi);
     if (ev->ncand_total > 0) {
         fprintf(f, ", \"candidates_total\": %u, \"candidates\": [",
                 ev->ncand_total);
@@ -312,8 +318,10 @@ void report_explain(FILE *f, const fdx_host *h, const fdx_catalog *cat)
                 fdx_addr_format(&ev->server, a, sizeof(a)), ev->server_port,
                 ev->transport == FDX_TR_TLS ? "tls" : "http", ev->octets,
                 ev->packets, ev->req_octets, kind_name(ev->kind));
-        if (ev->kind == FDX_EV_MULTI)
+        if (ev->kind == FDX_EV_MULTI && ev->est_files > 0)
             fprintf(f, " (about %u files)", ev->est_files);
+        if (ev->path_hi > 0)
+            fprintf(f, ", path length %u-%u", ev->path_lo, ev->path_hi);
         if (ev->ncand_total)
             fprintf(f, ", sizes %" PRIu64 "-%" PRIu64 ", %u candidate(s)",
                     ev->win_lo, ev->win_hi, ev->ncand_total);

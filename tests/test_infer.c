@@ -1,0 +1,416 @@
+/*
+ * Tests of the scan pipeline (connection joining, server calibration,
+ * matching, inference) on a synthetic mirror: two releases on two
+ * architectures, flows built with the overhead model's own arithmetic,
+ * hosts of known kinds.  Checks that each host gets the right OS, that no
+ * package is claimed that was not fetched, and that hosts without
+ * evidence, sampled flows and keep-alive connections are reported as such.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "flowdex/flowdex.h"
+#include "internal.h"
+#include "scan_int.h"
+
+#define NPKG 600
+#define SERVER "192.0.2.80"
+
+typedef struct pkg {
+    char name[32], version[16], arch[8], path[128];
+    uint64_t size;
+} pkg;
+
+typedef struct world {
+    char dir[64];
+    char catpath[96];
+    pkg pk[2][2][NPKG];          /* [release][arch][i] */
+    fdx_catalog *cat;
+} world;
+
+static const char *rel_name[2] = {"alpha", "beta"};
+static const char *rel_ver[2] = {"1.4", "2.1"};
+static const char *arch_name[2] = {"amd64", "i386"};
+
+static uint64_t rng_state = 42;
+
+static uint64_t rng(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return rng_state >> 33;
+}
+
+/* log-uniform sizes between 5 kB and 5 MB */
+static uint64_t rand_size(void)
+{
+    double u = (double)(rng() % 1000000) / 1e6;
+
+    return (uint64_t)(5000.0 * __builtin_pow(1000.0, u));
+}
+
+static void write_file(const char *path, const char *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static void sha256_hex(const char *data, size_t n, char out[65])
+{
+    unsigned char md[32];
+    unsigned int len = 0;
+
+    EVP_Digest(data, n, md, &len, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++)
+        sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+static void make_packages(world *w, int r, int a, char *buf, size_t cap)
+{
+    size_t off = 0;
+
+    for (int i = 0; i < NPKG; i++) {
+        pkg *p = &w->pk[r][a][i];
+
+        snprintf(p->name, sizeof(p->name), "pkg%c%d", 'a' + r * 2 + a, i);
+        snprintf(p->version, sizeof(p->version), "%d.%d-%d", r + 1, i % 7,
+                 (int)(rng() % 9));
+        snprintf(p->arch, sizeof(p->arch), "%s", arch_name[a]);
+        p->size = rand_size();
+        snprintf(p->path, sizeof(p->path),
+                 "pool/main/p/%s/%s_%s_%s.deb", p->name, p->name,
+                 p->version, p->arch);
+        off += (size_t)snprintf(buf + off, cap - off,
+                                "Package: %s\nVersion: %s\nArchitecture: %s\n"
+                                "Filename: %s\nSize: %llu\n\n",
+                                p->name, p->version, p->arch, p->path,
+                                (unsigned long long)p->size);
+        assert_true(off < cap);
+    }
+}
+
+static void make_suite(world *w, int r)
+{
+    char d[256], path[320], rel[4096], sum[2][65];
+    static char buf[2][NPKG * 200];
+    size_t len[2], off;
+
+    for (int a = 0; a < 2; a++) {
+        snprintf(d, sizeof(d), "%s/debian/dists/%s/main/binary-%s", w->dir,
+                 rel_name[r], arch_name[a]);
+        snprintf(path, sizeof(path), "mkdir -p %s", d);
+        assert_int_equal(system(path), 0);
+        make_packages(w, r, a, buf[a], sizeof(buf[a]));
+        len[a] = strlen(buf[a]);
+        snprintf(path, sizeof(path), "%s/Packages", d);
+        write_file(path, buf[a], len[a]);
+        sha256_hex(buf[a], len[a], sum[a]);
+    }
+    off = (size_t)snprintf(rel, sizeof(rel),
+                           "Origin: Debian\nSuite: %s\nCodename: %s\n"
+                           "Version: %s\nArchitectures: amd64 i386\n"
+                           "Components: main\nSHA256:\n",
+                           rel_name[r], rel_name[r], rel_ver[r]);
+    for (int a = 0; a < 2; a++)
+        off += (size_t)snprintf(rel + off, sizeof(rel) - off,
+                                " %s %zu main/binary-%s/Packages\n", sum[a],
+                                len[a], arch_name[a]);
+    snprintf(path, sizeof(path), "%s/debian/dists/%s/InRelease", w->dir,
+             rel_name[r]);
+    write_file(path, rel, off);
+}
+
+static int setup(void **state)
+{
+    static world w;
+    const char *src[1];
+    fdx_build_opts bo;
+    fdx_error err;
+
+    memset(&bo, 0, sizeof(bo));
+    bo.verify = 1;
+    snprintf(w.dir, sizeof(w.dir), "/tmp/fdx-infer-XXXXXX");
+    assert_non_null(mkdtemp(w.dir));
+    for (int r = 0; r < 2; r++)
+        make_suite(&w, r);
+    snprintf(w.catpath, sizeof(w.catpath), "%s/cat.fdxc", w.dir);
+    src[0] = w.dir;
+    assert_int_equal(fdx_catalog_build(src, 1, w.catpath, &bo, NULL, &err), 0);
+    assert_int_equal(fdx_catalog_open(w.catpath, &w.cat, &err), 0);
+    *state = &w;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    world *w = *state;
+    char cmd[128];
+
+    fdx_catalog_close(w->cat);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", w->dir);
+    return system(cmd);
+}
+
+/* ---------------------------------------------------------------- */
+
+static int digits(uint64_t v)
+{
+    int n = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+static uint64_t clock_ms = 1764000000000ULL;
+
+/* Adds the two records of one HTTP download of a file of size bytes whose
+ * catalog path has path_len characters; requests: how many GETs. */
+static void add_download(fdx_scan *s, const char *client, uint16_t cport,
+                         uint64_t size, size_t path_len, int requests,
+                         int split, uint32_t sampling)
+{
+    fdx_flow f;
+    uint64_t payload = size + 135 + (uint64_t)digits(size);
+    uint64_t pkts = payload / 1448 + 4;
+    uint64_t octets = payload + pkts * 52;
+
+    memset(&f, 0, sizeof(f));
+    f.proto = 6;
+    f.sampling = sampling;
+    f.flags = sampling > 1 ? FDX_FLOW_SAMPLED : 0;
+    assert_int_equal(fdx_addr_parse(&f.src, SERVER), 0);
+    assert_int_equal(fdx_addr_parse(&f.dst, client), 0);
+    f.sport = 80;
+    f.dport = cport;
+    f.first_ms = clock_ms;
+    /* an exporter's active timeout cuts a long download into pieces */
+    for (int i = 0; i < split; i++) {
+        f.octets = octets / (uint64_t)split +
+                   (i == 0 ? octets % (uint64_t)split : 0);
+        f.packets = pkts / (uint64_t)split +
+                    (i == 0 ? pkts % (uint64_t)split : 0);
+        f.last_ms = f.first_ms + 900;
+        f.tcp_flags = i == split - 1 ? 0x19 : 0x18;
+        assert_int_equal(fdx_scan_add(s, &f), 0);
+        f.first_ms = f.last_ms + 1;
+    }
+    memset(&f.src, 0, sizeof(f.src));
+    assert_int_equal(fdx_addr_parse(&f.src, client), 0);
+    assert_int_equal(fdx_addr_parse(&f.dst, SERVER), 0);
+    f.sport = cport;
+    f.dport = 80;
+    f.first_ms = clock_ms;
+    f.packets = 6 + (uint64_t)requests;
+    f.octets = f.packets * 52 + (uint64_t)requests * 101 + path_len;
+    f.tcp_flags = 0x19;
+    assert_int_equal(fdx_scan_add(s, &f), 0);
+    clock_ms += 5000;
+}
+
+static const fdx_host *find_host(const fdx_scan *s, const char *addr)
+{
+    fdx_addr a;
+
+    assert_int_equal(fdx_addr_parse(&a, addr), 0);
+    for (size_t i = 0; i < fdx_scan_host_count(s); i++)
+        if (fdx_addr_cmp(&fdx_scan_host(s, i)->addr, &a) == 0)
+            return fdx_scan_host(s, i);
+    return NULL;
+}
+
+/* fetch n packages of release r, arch a, starting at package first */
+static void fetch(fdx_scan *s, const world *w, const char *client, int r,
+                  int a, int first, int n, uint16_t *port)
+{
+    for (int i = first; i < first + n; i++) {
+        const pkg *p = &w->pk[r][a][i];
+
+        add_download(s, client, (*port)++, p->size,
+                     strlen("debian/") + strlen(p->path), 1, i == first ? 3 : 1,
+                     0);
+    }
+}
+
+static int fetched(const world *w, int r, int a, int first, int n,
+                   const fdx_entry *e)
+{
+    for (int i = first; i < first + n; i++)
+        if (strcmp(w->pk[r][a][i].name, e->package) == 0 &&
+            strcmp(w->pk[r][a][i].version, e->version) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_hosts(void **state)
+{
+    world *w = *state;
+    fdx_scan *s = fdx_scan_new(w->cat, NULL);
+    const fdx_host *h;
+    uint16_t port = 40000;
+    int multi = 0;
+
+    assert_non_null(s);
+    fetch(s, w, "10.0.0.1", 0, 0, 0, 12, &port);      /* alpha amd64 */
+    fetch(s, w, "10.0.0.2", 1, 1, 100, 12, &port);    /* beta i386 */
+    for (int i = 0; i < 12; i++)                      /* nothing known */
+        add_download(s, "10.0.0.3", port++, 7000 + rng() % 3000000, 60, 1,
+                     1, 0);
+    for (int i = 0; i < 6; i++)                       /* sampled */
+        add_download(s, "10.0.0.4", port++, w->pk[0][0][200 + i].size,
+                     70, 1, 1, 100);
+    /* one keep-alive connection of three files, then two singles */
+    add_download(s, "10.0.0.5", port++,
+                 w->pk[0][1][300].size + w->pk[0][1][301].size +
+                     w->pk[0][1][302].size + 2 * 141,
+                 200, 3, 1, 0);
+    fetch(s, w, "10.0.0.5", 0, 1, 310, 2, &port);
+    assert_int_equal(fdx_scan_finish(s), 0);
+
+    h = find_host(s, "10.0.0.1");
+    assert_non_null(h);
+    assert_true(h->os.known);
+    assert_string_equal(h->os.release, "1");
+    assert_string_equal(h->os.codename, "alpha");
+    assert_non_null(h->os.arch);
+    assert_string_equal(h->os.arch, "amd64");
+    assert_true(h->npackages >= 8);
+    for (size_t i = 0; i < h->npackages; i++) {
+        fdx_entry e;
+
+        fdx_catalog_entry(w->cat, h->packages[i].entry, &e);
+        assert_true(fetched(w, 0, 0, 0, 12, &e));
+        assert_true(h->packages[i].confidence >= 0.7);
+        assert_true(h->packages[i].confidence <= 1.0);
+    }
+
+    h = find_host(s, "10.0.0.2");
+    assert_non_null(h);
+    assert_true(h->os.known);
+    assert_string_equal(h->os.release, "2");
+    assert_string_equal(h->os.arch, "i386");
+    for (size_t i = 0; i < h->npackages; i++) {
+        fdx_entry e;
+
+        fdx_catalog_entry(w->cat, h->packages[i].entry, &e);
+        assert_true(fetched(w, 1, 1, 100, 12, &e));
+    }
+
+    h = find_host(s, "10.0.0.3");
+    assert_true(h == NULL || (!h->os.known && h->npackages == 0));
+
+    h = find_host(s, "10.0.0.4");
+    assert_non_null(h);
+    assert_false(h->os.known);
+    assert_int_equal(h->sampled_flows, 6);
+
+    h = find_host(s, "10.0.0.5");
+    assert_non_null(h);
+    for (size_t i = 0; i < h->nevidence; i++)
+        if (h->evidence[i].kind == FDX_EV_MULTI) {
+            multi++;
+            assert_int_equal(h->evidence[i].est_files, 3);
+        }
+    assert_int_equal(multi, 1);
+    fdx_scan_free(s);
+}
+
+/* A split download and its request side join into one connection. */
+static void test_join(void **state)
+{
+    world *w = *state;
+    fdx_scan *s = fdx_scan_new(w->cat, NULL);
+    fdx_scan_stats st;
+
+    assert_non_null(s);
+    add_download(s, "10.0.0.9", 50000, 123456, 60, 1, 4, 0);
+    add_download(s, "10.0.0.9", 50001, 654321, 60, 1, 1, 0);
+    assert_int_equal(fdx_scan_finish(s), 0);
+    fdx_scan_get_stats(s, &st);
+    assert_int_equal(st.flows, 4 + 1 + 1 + 1);
+    assert_int_equal(st.connections, 2);
+    assert_int_equal(fdx_scan_finish(s), FDX_EUSAGE);
+    fdx_scan_free(s);
+}
+
+static void test_model_helpers(void **state)
+{
+    (void)state;
+    assert_int_equal(fdx__digits(0), 1);
+    assert_int_equal(fdx__digits(9), 1);
+    assert_int_equal(fdx__digits(10), 2);
+    assert_int_equal(fdx__digits(8790396), 7);
+    assert_int_equal(fdx__file_class("debian/pool/main/j/jq/jq_1.6_amd64.deb"),
+                     FDX__CLASS_DEB);
+    assert_int_equal(fdx__file_class("debian/dists/bookworm/InRelease"),
+                     FDX__CLASS_INRELEASE);
+    assert_int_equal(fdx__file_class("x/main/binary-amd64/Packages.xz"),
+                     FDX__CLASS_XZ);
+    assert_int_equal(fdx__file_class("x/main/binary-amd64/Packages.gz"),
+                     FDX__CLASS_GZ);
+    assert_int_equal(fdx__file_class("x/main/binary-amd64/Packages"),
+                     FDX__CLASS_OTHER);
+    assert_int_equal(fdx__hdr_octets(1, 0), 52);
+    assert_int_equal(fdx__hdr_octets(1, 1), 40);
+    assert_int_equal(fdx__hdr_octets(0, 0), 72);
+    assert_int_equal(fdx__hdr_octets(0, 1), 60);
+}
+
+/* Biflow records count in both directions. */
+static void test_biflow(void **state)
+{
+    fdx__halves hv;
+    fdx__conn *cv = NULL;
+    size_t n = 0;
+    fdx_flow f;
+
+    (void)state;
+    memset(&hv, 0, sizeof(hv));
+    memset(&f, 0, sizeof(f));
+    f.proto = 6;
+    fdx_addr_parse(&f.src, "10.0.0.1");
+    fdx_addr_parse(&f.dst, SERVER);
+    f.sport = 43210;
+    f.dport = 80;
+    f.octets = 500;
+    f.packets = 7;
+    f.rev_octets = 90000;
+    f.rev_packets = 70;
+    f.flags = FDX_FLOW_BIFLOW;
+    assert_int_equal(fdx__halves_add(&hv, &f), 1);
+    f.proto = 17;
+    assert_int_equal(fdx__halves_add(&hv, &f), 0);
+    assert_int_equal(fdx__conns_build(&hv, 1000, &cv, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(cv[0].s2c_octets, 90000);
+    assert_int_equal(cv[0].c2s_octets, 500);
+    assert_int_equal(cv[0].sport, 80);
+    fdx__free(cv);
+    fdx__free(hv.v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_helpers),
+        cmocka_unit_test(test_biflow),
+        cmocka_unit_test(test_join),
+        cmocka_unit_test(test_hosts),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
