@@ -295,7 +295,7 @@ static size_t host_scores(fdx_scan *s, size_t ev0, size_t nev)
 
 static void host_os(fdx_scan *s, fdx_host *host, size_t best)
 {
-    double total = exp(FDX__NULL_SCORE), rel = 0, top;
+    double total, rel = 0, top;
     const fdx__hyp *b = &s->hyps[best];
 
     if (s->nhyps == 0)

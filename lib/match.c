@@ -81,18 +81,19 @@ static void http_cands(const fdx_scan *s, const fdx__server *sv,
         int64_t p = (int64_t)c->s2c_octets - (int64_t)c->s2c_packets * hdr;
 
         for (int cls = 0; cls < FDX__NCLASS && p > 0; cls++) {
-            int32_t base = sv->base[v][cls];
+            const fdx__modes *m = &sv->base[v][cls];
             int64_t tol = FDX__HTTP_TOL;
 
             /* index files share most of their header; a class seen too
              * rarely to learn borrows the learned one, less tightly */
-            if (!sv->have_base[v][cls]) {
-                if (cls == FDX__CLASS_DEB || !sv->have_base[v][FDX__CLASS_XZ])
+            if (m->n == 0) {
+                if (cls == FDX__CLASS_DEB)
                     continue;
-                base = sv->base[v][FDX__CLASS_XZ];
+                m = &sv->base[v][FDX__CLASS_XZ];
                 tol = FDX__HTTP_TOL_BORROWED;
             }
-            http_class(s, cs, p - base, cls, tol);
+            for (int k = 0; k < m->n; k++)
+                http_class(s, cs, p - m->d[k], cls, tol);
             if (cs->total > 0 && cs->hdr == 0)
                 cs->hdr = (uint8_t)hdr;
         }
@@ -166,24 +167,30 @@ static void request_filter(const fdx_scan *s, const fdx__server *sv,
                            const fdx__conn *c, fdx__cands *cs,
                            fdx_evidence *ev)
 {
-    int64_t q, len, tol = sv->tls ? FDX__REQ_TOL_TLS : FDX__REQ_TOL_HTTP;
+    int64_t q, lo = INT64_MAX, hi = INT64_MIN, tol = FDX__REQ_TOL_HTTP;
     size_t m = 0;
 
-    if (!sv->have_req || !fdx__request_octets(c, cs->hdr, &q))
+    if (sv->req.n == 0 || !fdx__request_octets(c, cs->hdr, &q))
         return;
-    len = q - sv->req_base;
-    if (len + tol < 1 || len - tol > FDX__MAX_PATH)
+    for (int k = 0; k < sv->req.n; k++) {
+        lo = q - sv->req.d[k] - tol < lo ? q - sv->req.d[k] - tol : lo;
+        hi = q - sv->req.d[k] + tol > hi ? q - sv->req.d[k] + tol : hi;
+    }
+    if (hi < 1 || lo > FDX__MAX_PATH)
         return;
-    ev->path_lo = (uint16_t)(len - tol < 1 ? 1 : len - tol);
-    ev->path_hi = (uint16_t)(len + tol);
+    ev->path_lo = (uint16_t)(lo < 1 ? 1 : lo);
+    ev->path_hi = (uint16_t)hi;
     for (size_t i = 0; i < cs->n; i++) {
         fdx_entry e;
         int64_t l;
 
         fdx_catalog_entry(s->cat, cs->v[i], &e);
         l = (int64_t)strlen(e.path);
-        if (l >= ev->path_lo && l <= ev->path_hi)
-            cs->v[m++] = cs->v[i];
+        for (int k = 0; k < sv->req.n; k++)
+            if (l >= q - sv->req.d[k] - tol && l <= q - sv->req.d[k] + tol) {
+                cs->v[m++] = cs->v[i];
+                break;
+            }
     }
     cs->total = cs->total > cs->n ? cs->total - cs->n + m : m;
     cs->n = m;
@@ -205,10 +212,14 @@ static int several_files(const fdx_scan *s, const fdx__server *sv,
     *est = 1;
     if (!fdx__request_octets(c, hdr, &q))
         return 0;
-    if (sv->have_req) {
-        double per = (double)sv->req_base + fdx__path_mean(s);
+    if (sv->req.n > 0) {
+        int32_t base = sv->req.d[0];
+        double per;
 
-        if (q - sv->req_base <= FDX__MAX_PATH)
+        for (int k = 1; k < sv->req.n; k++)
+            base = sv->req.d[k] < base ? sv->req.d[k] : base;
+        per = (double)base + fdx__path_mean(s);
+        if (q - base <= FDX__MAX_PATH)
             return 0;
         *est = (uint8_t)fmin(255, fmax(2, floor((double)q / per + 0.5)));
         if (sv->tls)
@@ -229,6 +240,23 @@ static int several_files(const fdx_scan *s, const fdx__server *sv,
     return 1;
 }
 
+double fdx__lr(double n, double e)
+{
+    double lr = log((n + FDX__LR_EPS) / (e + FDX__LR_EPS));
+
+    return fmax(FDX__LR_MIN, fmin(FDX__LR_MAX, lr));
+}
+
+double fdx__cands_expected(const fdx_scan *s, const fdx__cands *cs, size_t h)
+{
+    double e = 0;
+
+    for (size_t w = 0; w < cs->nwin; w++)
+        e += fdx__hyp_expected(&s->hyps[h], cs->win[w][0], cs->win[w][1],
+                               (int)cs->win[w][2]);
+    return e;
+}
+
 static void score_hyps(const fdx_scan *s, const fdx__cands *cs,
                        const fdx_evidence *ev, double *lr)
 {
@@ -236,7 +264,6 @@ static void score_hyps(const fdx_scan *s, const fdx__cands *cs,
                                : 1.0;
 
     for (size_t h = 0; h < s->nhyps; h++) {
-        double e = 0;
         size_t nh = 0;
 
         for (size_t k = 0; k < cs->n; k++) {
@@ -245,12 +272,7 @@ static void score_hyps(const fdx_scan *s, const fdx__cands *cs,
             fdx_catalog_entry(s->cat, cs->v[k], &ent);
             nh += (size_t)fdx__entry_in_hyp(s, &ent, h);
         }
-        for (size_t w = 0; w < cs->nwin; w++)
-            e += fdx__hyp_expected(&s->hyps[h], cs->win[w][0],
-                                   cs->win[w][1], (int)cs->win[w][2]);
-        e *= share;
-        lr[h] = log(((double)nh + FDX__LR_EPS) / (e + FDX__LR_EPS));
-        lr[h] = fmax(FDX__LR_MIN, fmin(FDX__LR_MAX, lr[h]));
+        lr[h] = fdx__lr((double)nh, fdx__cands_expected(s, cs, h) * share);
     }
 }
 

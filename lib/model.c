@@ -20,7 +20,6 @@
  * the record layer adds overhead that grows with the size; no such vote
  * converges on a few downloads, so a fixed profile is used (scan_int.h).
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +29,7 @@
 #define FDX__VOTE_H_MIN 40
 #define FDX__VOTE_H_MAX 2000
 #define FDX__VOTE_MAX_CAND 64
+#define FDX__VOTE_SCAN_MAX 8192
 
 typedef struct vote {
     uint32_t conn;
@@ -109,34 +109,63 @@ static int vote_cmp(const void *a, const void *b)
  * One connection's votes.  Connections that fit more than
  * FDX__VOTE_MAX_CAND catalog files (small ones) say too little to vote.
  */
+/*
+ * True when entry e's path has the length the request side allows (always
+ * when no request constant is known yet or the request was not seen).
+ */
+static int path_fits(const fdx__modes *req, const fdx__conn *c, int hdr,
+                     const fdx_entry *e)
+{
+    int64_t q, len;
+
+    if (req == NULL || req->n == 0 || !fdx__request_octets(c, hdr, &q))
+        return 1;
+    len = q - req->d[0];
+    return llabs((int64_t)strlen(e->path) - len) <= FDX__REQ_TOL_HTTP;
+}
+
+/*
+ * One connection's votes, for each header size tried.  With the request
+ * constant known (req), only files of the requested path's length vote,
+ * which lets smaller files vote too.
+ */
 static int conn_votes(const fdx_scan *s, const fdx__conn *c, uint32_t id,
-                      votes *vs)
+                      const fdx__modes *req, uint32_t *keep, votes *vs)
 {
     int v4 = fdx_addr_is_v4(&c->server);
 
     for (int variant = 0; variant < 2; variant++) {
-        uint64_t hdr = (uint64_t)fdx__hdr_octets(v4, variant);
+        int hdr = fdx__hdr_octets(v4, variant);
         uint64_t p, lo, hi;
-        size_t first, n;
+        size_t first, n, m = 0;
 
-        if (c->s2c_packets * hdr + FDX__VOTE_H_MIN >= c->s2c_octets)
+        if (c->s2c_packets * (uint64_t)hdr + FDX__VOTE_H_MIN >= c->s2c_octets)
             continue;
-        p = c->s2c_octets - c->s2c_packets * hdr;
+        p = c->s2c_octets - c->s2c_packets * (uint64_t)hdr;
         lo = p > FDX__VOTE_H_MAX ? p - FDX__VOTE_H_MAX : 0;
         hi = p - FDX__VOTE_H_MIN;
         n = fdx_catalog_range(s->cat, lo, hi, &first);
-        if (n == 0 || n > FDX__VOTE_MAX_CAND)
+        if (n > FDX__VOTE_SCAN_MAX)
             continue;
-        for (size_t i = first; i < first + n; i++) {
+        for (size_t i = first; i < first + n && m <= FDX__VOTE_MAX_CAND; i++) {
+            fdx_entry e;
+
+            fdx_catalog_entry(s->cat, i, &e);
+            if (path_fits(req, c, hdr, &e))
+                keep[m++] = (uint32_t)i;
+        }
+        if (m == 0 || m > FDX__VOTE_MAX_CAND)
+            continue;
+        for (size_t i = 0; i < m; i++) {
             fdx_entry e;
             vote v;
 
-            fdx_catalog_entry(s->cat, i, &e);
+            fdx_catalog_entry(s->cat, keep[i], &e);
             v.conn = id;
             v.variant = (uint8_t)variant;
             v.cls = (uint8_t)fdx__file_class(e.path);
             v.d = (int32_t)(p - e.size) - fdx__digits(e.size);
-            v.w = 1.0 / (double)n;
+            v.w = 1.0 / (double)m;
             if (votes_push(vs, &v) < 0)
                 return FDX_ENOMEM;
         }
@@ -177,6 +206,25 @@ static uint32_t window_conns(const vote *v, size_t n, int32_t d, int32_t hw)
     return distinct;
 }
 
+/* The single value within hw of d that carries the most weight, so that
+ * a window's centre is not pulled to its edge by ties. */
+static int32_t heaviest_value(const vote *v, size_t n, int32_t d, int32_t hw)
+{
+    int32_t best = d;
+    double best_w = -1, w = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].d < d - hw || v[i].d > d + hw)
+            continue;
+        w = (i > 0 && v[i].d == v[i - 1].d) ? w + v[i].w : v[i].w;
+        if (w > best_w) {
+            best_w = w;
+            best = v[i].d;
+        }
+    }
+    return best;
+}
+
 /*
  * Finds the d whose votes within hw either side weigh most, among the
  * values backed by at least min_conns connections.  The weights come from
@@ -214,30 +262,58 @@ static int find_mode(const vote *v, size_t n, int32_t hw, uint32_t min_conns,
         top[t].conns = window_conns(v, n, top[t].d, hw);
         if (top[t].conns >= min_conns) {
             *out = top[t];
+            out->d = heaviest_value(v, n, top[t].d, hw);
             return 1;
         }
     }
     return 0;
 }
 
+/* Removes the votes within hw of d, keeping the order. */
+static size_t drop_near(vote *v, size_t n, int32_t d, int32_t hw)
+{
+    size_t m = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (v[i].d < d - hw || v[i].d > d + hw)
+            v[m++] = v[i];
+    return m;
+}
+
 /*
- * For each (variant, class), the header size most votes agree on, within
- * one byte, backed by two connections and at least one vote's worth.
+ * The values most votes agree on (within hw): the strongest backed by
+ * min_conns connections and one vote's worth of weight, the others (at
+ * most max in all) by one connection more and half a vote.  Consumes the
+ * votes.
  */
+static void find_modes(vote *v, size_t n, int32_t hw, uint32_t min_conns,
+                       int max, fdx__modes *out)
+{
+    mode m;
+
+    out->n = 0;
+    while (out->n < max &&
+           find_mode(v, n, hw, min_conns + (out->n > 0), &m)) {
+        if (m.w < (out->n == 0 ? 1.0 : 0.5))
+            break;
+        out->d[out->n] = m.d;
+        out->conns[out->n] = m.conns;
+        out->n++;
+        n = drop_near(v, n, m.d, 2 * hw + 2);
+    }
+}
+
+/* For each (variant, class), the header sizes within one byte. */
 static void pick_bases(fdx__server *sv, vote *v, size_t n)
 {
     qsort(v, n, sizeof(*v), vote_cmp);
     for (size_t i = 0; i < n;) {
         size_t j = i;
-        mode m;
 
         while (j < n && v[j].variant == v[i].variant && v[j].cls == v[i].cls)
             j++;
-        if (find_mode(v + i, j - i, 1, 2, &m) && m.w >= 1.0) {
-            sv->have_base[v[i].variant][v[i].cls] = 1;
-            sv->base[v[i].variant][v[i].cls] = m.d;
-            sv->support[v[i].variant][v[i].cls] = m.conns;
-        }
+        find_modes(v + i, j - i, 1, 2, 1,
+                   &sv->base[v[i].variant][v[i].cls]);
         i = j;
     }
 }
@@ -310,10 +386,6 @@ static int conn_req_votes(const fdx_scan *s, const fdx__server *sv,
         vote v;
 
         fdx_catalog_entry(s->cat, cs.v[i], &e);
-        /* over TLS only files near the middle of the wide size window
-         * vote, so that chance fits do not drown the real ones */
-        if (sv->tls && fabs((double)e.size - cs.center) > FDX__TLS_CORE)
-            continue;
         v.conn = id;
         v.variant = 0;
         v.cls = 0;
@@ -326,9 +398,8 @@ static int conn_req_votes(const fdx_scan *s, const fdx__server *sv,
 }
 
 /*
- * The request constant: over HTTP exact (within a byte) and backed by two
- * connections; over TLS the records pad a little, so within a few bytes
- * and backed by three.
+ * The request constant of an HTTP server: exact within a byte, backed by
+ * two connections.
  */
 static int calibrate_request(fdx_scan *s, fdx__server *sv,
                              const uint32_t *idx, size_t n)
@@ -336,7 +407,6 @@ static int calibrate_request(fdx_scan *s, fdx__server *sv,
     uint32_t scratch[FDX__VOTE_MAX_CAND];
     votes vs = {NULL, 0, 0};
     int rc = 0;
-    mode m;
 
     for (size_t i = 0; i < n && rc == 0; i++) {
         const fdx__conn *c = &s->conns[idx[i]];
@@ -346,37 +416,62 @@ static int calibrate_request(fdx_scan *s, fdx__server *sv,
     }
     if (rc == 0 && vs.n > 0) {
         qsort(vs.v, vs.n, sizeof(*vs.v), vote_cmp);
-        if (find_mode(vs.v, vs.n,
-                      sv->tls ? FDX__REQ_TOL_TLS : FDX__REQ_TOL_HTTP,
-                      sv->tls ? 3 : 2, &m) && m.w >= 1.0) {
-            sv->have_req = 1;
-            sv->req_base = m.d;
-            sv->req_support = m.conns;
-        }
+        /* one value: a second one is mostly lost segments, whose
+         * duplicate ACKs carry SACK options, not another client */
+        find_modes(vs.v, vs.n, FDX__REQ_TOL_HTTP, 2, 1, &sv->req);
     }
     fdx__free(vs.v);
     return rc;
 }
 
-static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
-                         size_t n)
+/* Votes of all the server's connections, and the header sizes they give. */
+static int vote_bases(const fdx_scan *s, fdx__server *sv, const uint32_t *idx,
+                      size_t n, const fdx__modes *req)
 {
+    uint32_t keep[FDX__VOTE_MAX_CAND + 1];
     votes vs = {NULL, 0, 0};
     int rc = 0;
 
-    sv->tls = (uint8_t)is_tls_port(sv->port);
-    sv->req_single = median_request(s->conns, idx, n);
-    for (size_t i = 0; i < n && rc == 0 && !sv->tls; i++) {
+    for (size_t i = 0; i < n && rc == 0; i++) {
         const fdx__conn *c = &s->conns[idx[i]];
 
         if (!c->sampled)
-            rc = conn_votes(s, c, idx[i], &vs);
+            rc = conn_votes(s, c, idx[i], req, keep, &vs);
     }
     if (rc == 0 && vs.n > 0)
         pick_bases(sv, vs.v, vs.n);
     fdx__free(vs.v);
-    if (rc == 0 && (sv->tls || fdx__server_calibrated(sv)))
+    return rc;
+}
+
+/*
+ * Header sizes first from sizes alone, then the request constant, then
+ * the header sizes again with the request side narrowing the votes, which
+ * finds the rarer sizes a CDN also answers with.
+ */
+static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
+                         size_t n)
+{
+    int rc = 0;
+
+    sv->tls = (uint8_t)is_tls_port(sv->port);
+    sv->req_single = median_request(s->conns, idx, n);
+    if (!sv->tls)
+        rc = vote_bases(s, sv, idx, n, NULL);
+    /* over TLS the request constant depends on the client's TLS stack;
+     * tlsfit.c learns it per client */
+    if (rc == 0 && !sv->tls && fdx__server_calibrated(sv))
         rc = calibrate_request(s, sv, idx, n);
+    if (rc == 0 && sv->req.n > 0) {
+        fdx__server again = *sv;
+
+        memset(again.base, 0, sizeof(again.base));
+        rc = vote_bases(s, &again, idx, n, &sv->req);
+        for (int v = 0; v < 2 && rc == 0; v++)
+            for (int c = 0; c < FDX__NCLASS; c++)
+                if (again.base[v][c].n > 0)
+                    sv->base[v][c] = again.base[v][c];
+    }
     return rc;
 }
 
@@ -420,7 +515,7 @@ int fdx__servers_calibrate(fdx_scan *s)
     fdx__free(idx);
     for (size_t i = 0; i < s->nservers; i++)
         for (int v = 0; v < 2; v++)
-            if (s->servers[i].have_base[v][FDX__CLASS_DEB]) {
+            if (s->servers[i].base[v][FDX__CLASS_DEB].n > 0) {
                 s->st.servers_calibrated++;
                 break;
             }
@@ -431,7 +526,7 @@ int fdx__server_calibrated(const fdx__server *sv)
 {
     for (int v = 0; v < 2; v++)
         for (int c = 0; c < FDX__NCLASS; c++)
-            if (sv->have_base[v][c])
+            if (sv->base[v][c].n > 0)
                 return 1;
     return 0;
 }
@@ -470,18 +565,18 @@ void fdx__servers_log(const fdx_scan *s)
         if (!fdx__log_enabled(s->opts.log, FDX_LOG_INFO))
             return;
         fdx_addr_format(&sv->addr, a, sizeof(a));
-        if (sv->have_req)
+        for (int k = 0; k < sv->req.n; k++)
             fdx__log(s->opts.log, FDX_LOG_INFO,
                      "event=calibrated server=%s port=%u request_octets=%d "
-                     "connections=%u", a, sv->port, sv->req_base,
-                     sv->req_support);
+                     "connections=%u", a, sv->port, sv->req.d[k],
+                     sv->req.conns[k]);
         for (int v = 0; v < 2; v++)
             for (int c = 0; c < FDX__NCLASS; c++)
-                if (sv->have_base[v][c])
+                for (int k = 0; k < sv->base[v][c].n; k++)
                     fdx__log(s->opts.log, FDX_LOG_INFO,
                              "event=calibrated server=%s port=%u hdr=%d "
                              "class=%s header_octets=%d connections=%u",
                              a, sv->port, fdx__hdr_octets(1, v), names[c],
-                             sv->base[v][c], sv->support[v][c]);
+                             sv->base[v][c].d[k], sv->base[v][c].conns[k]);
     }
 }

@@ -56,20 +56,29 @@ int fdx__file_class(const char *path);
 /* Decimal digits of v (Content-Length grows the header by one a digit). */
 int fdx__digits(uint64_t v);
 
+/*
+ * Values a server was seen to use, strongest first.  A CDN's nodes and
+ * cache states answer with headers of a few sizes, and clients of several
+ * kinds send requests of a few sizes, so each is a short list.
+ */
+#define FDX__MAX_MODES 4
+
+typedef struct fdx__modes {
+    uint8_t n;
+    int32_t d[FDX__MAX_MODES];
+    uint32_t conns[FDX__MAX_MODES];    /* connections backing each */
+} fdx__modes;
+
 /* What was learned of one server endpoint. */
 typedef struct fdx__server {
     fdx_addr addr;
     uint16_t port;
     uint8_t tls;
     /* HTTP: header bytes beyond digits(size), per header size and class */
-    uint8_t have_base[2][FDX__NCLASS];
-    int32_t base[2][FDX__NCLASS];
-    uint32_t support[2][FDX__NCLASS];
+    fdx__modes base[2][FDX__NCLASS];
     double req_single;         /* median request bytes, one file; 0: unknown */
     /* request side: bytes beyond the path's length of one request */
-    uint8_t have_req;
-    int32_t req_base;
-    uint32_t req_support;
+    fdx__modes req;
 } fdx__server;
 
 /* Per-packet IP+TCP header sizes tried: [0] timestamps on, [1] off. */
@@ -80,7 +89,6 @@ int fdx__hdr_octets(int v4, int variant);
 #define FDX__TLS_B 0.00325
 #define FDX__TLS_TOL_FIXED 96.0
 #define FDX__TLS_TOL_REL 0.00005
-#define FDX__TLS_CORE 48.0
 
 /* Default HTTP header window when a server could not be calibrated. */
 #define FDX__HTTP_H_MIN 100
@@ -88,9 +96,8 @@ int fdx__hdr_octets(int v4, int variant);
 #define FDX__HTTP_TOL 2
 #define FDX__HTTP_TOL_BORROWED 8
 
-/* Request-side tolerance, bytes: exact over HTTP, TLS pads a little. */
+/* Request-side tolerance, bytes: an HTTP request's size is exact. */
 #define FDX__REQ_TOL_HTTP 1
-#define FDX__REQ_TOL_TLS 8
 /* Longer than any one request's path: more means several requests. */
 #define FDX__MAX_PATH 300
 
@@ -114,6 +121,12 @@ void fdx__size_cands(const fdx_scan *s, const fdx__server *sv,
 /* Request-side payload of c with hdr bytes of header per packet; returns
  * 0 when the connection's request side was not seen. */
 int fdx__request_octets(const fdx__conn *c, int hdr, int64_t *q);
+
+/* log((n + eps) / (e + eps)), clamped: one connection's evidence. */
+double fdx__lr(double n, double e);
+
+/* Expected chance count of hypothesis h's files in cs's windows. */
+double fdx__cands_expected(const fdx_scan *s, const fdx__cands *cs, size_t h);
 
 /* An OS hypothesis: one release of one family on one architecture. */
 typedef struct fdx__hyp {
