@@ -276,6 +276,21 @@ static void score_hyps(const fdx_scan *s, const fdx__cands *cs,
     }
 }
 
+int fdx__conn_explained(const fdx_scan *s, const fdx__server *sv,
+                        const fdx__conn *c, uint32_t *scratch, size_t cap)
+{
+    fdx__cands cs;
+    fdx_evidence ev;
+
+    memset(&cs, 0, sizeof(cs));
+    memset(&ev, 0, sizeof(ev));
+    cs.v = scratch;
+    cs.cap = cap;
+    fdx__size_cands(s, sv, c, &cs);
+    request_filter(s, sv, c, &cs, &ev);
+    return cs.n > 0;
+}
+
 static int same_file(const fdx_entry *a, const fdx_entry *b)
 {
     if (a->kind != FDX_KIND_PACKAGE || b->kind != FDX_KIND_PACKAGE)

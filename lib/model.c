@@ -30,6 +30,9 @@
 #define FDX__VOTE_H_MAX 2000
 #define FDX__VOTE_MAX_CAND 64
 #define FDX__VOTE_SCAN_MAX 8192
+#define FDX__EXPLAIN_CAP 4096
+/* how far from the learned header size a secondary one may lie */
+#define FDX__ALT_RANGE 32
 
 typedef struct vote {
     uint32_t conn;
@@ -281,25 +284,48 @@ static size_t drop_near(vote *v, size_t n, int32_t d, int32_t hw)
 }
 
 /*
- * The values most votes agree on (within hw): the strongest backed by
- * min_conns connections and one vote's worth of weight, the others (at
- * most max in all) by one connection more and half a vote.  Consumes the
- * votes.
+ * The values most votes agree on (within hw), at most max of them, each
+ * backed by min_conns connections and min_w votes' worth of weight.
+ * Consumes the votes.
  */
 static void find_modes(vote *v, size_t n, int32_t hw, uint32_t min_conns,
-                       int max, fdx__modes *out)
+                       int max, double min_w, fdx__modes *out)
 {
     mode m;
 
     out->n = 0;
-    while (out->n < max &&
-           find_mode(v, n, hw, min_conns + (out->n > 0), &m)) {
-        if (m.w < (out->n == 0 ? 1.0 : 0.5))
+    while (out->n < max && find_mode(v, n, hw, min_conns, &m)) {
+        if (m.w < min_w)
             break;
         out->d[out->n] = m.d;
         out->conns[out->n] = m.conns;
         out->n++;
         n = drop_near(v, n, m.d, 2 * hw + 2);
+    }
+}
+
+/* Adds to each learned (variant, class) the other sizes votes agree on. */
+static void pick_alternates(fdx__server *sv, vote *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), vote_cmp);
+    for (size_t i = 0; i < n;) {
+        size_t j = i, k = 0;
+        fdx__modes *b = &sv->base[v[i].variant][v[i].cls], alt;
+
+        while (j < n && v[j].variant == v[i].variant && v[j].cls == v[i].cls)
+            j++;
+        if (b->n == 1) {
+            for (size_t m = i; m < j; m++)
+                if (v[m].d >= b->d[0] - FDX__ALT_RANGE &&
+                    v[m].d <= b->d[0] + FDX__ALT_RANGE)
+                    v[i + k++] = v[m];
+            find_modes(v + i, k, 1, 3, FDX__MAX_MODES - 1, 0.3, &alt);
+            for (int a = 0; a < alt.n && b->n < FDX__MAX_MODES; a++) {
+                b->d[b->n] = alt.d[a];
+                b->conns[b->n++] = alt.conns[a];
+            }
+        }
+        i = j;
     }
 }
 
@@ -312,7 +338,7 @@ static void pick_bases(fdx__server *sv, vote *v, size_t n)
 
         while (j < n && v[j].variant == v[i].variant && v[j].cls == v[i].cls)
             j++;
-        find_modes(v + i, j - i, 1, 2, 1,
+        find_modes(v + i, j - i, 1, 2, 1, 1.0,
                    &sv->base[v[i].variant][v[i].cls]);
         i = j;
     }
@@ -418,8 +444,39 @@ static int calibrate_request(fdx_scan *s, fdx__server *sv,
         qsort(vs.v, vs.n, sizeof(*vs.v), vote_cmp);
         /* one value: a second one is mostly lost segments, whose
          * duplicate ACKs carry SACK options, not another client */
-        find_modes(vs.v, vs.n, FDX__REQ_TOL_HTTP, 2, 1, &sv->req);
+        find_modes(vs.v, vs.n, FDX__REQ_TOL_HTTP, 2, 1, 1.0, &sv->req);
     }
+    fdx__free(vs.v);
+    return rc;
+}
+
+/*
+ * Secondary header sizes: a CDN's other nodes or cache states answer some
+ * downloads with a header a few bytes off.  Only connections the learned
+ * sizes do not explain vote, only within FDX__ALT_RANGE of the learned
+ * size, and a value needs three connections, so that lost segments
+ * (which inflate a flow at random) seldom add one.
+ */
+static int vote_alternates(const fdx_scan *s, fdx__server *sv,
+                           const uint32_t *idx, size_t n)
+{
+    uint32_t keep[FDX__VOTE_MAX_CAND + 1], *scratch;
+    votes vs = {NULL, 0, 0};
+    int rc = 0;
+
+    scratch = fdx__malloc(FDX__EXPLAIN_CAP * sizeof(*scratch));
+    if (scratch == NULL)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const fdx__conn *c = &s->conns[idx[i]];
+
+        if (!c->sampled &&
+            !fdx__conn_explained(s, sv, c, scratch, FDX__EXPLAIN_CAP))
+            rc = conn_votes(s, c, idx[i], &sv->req, keep, &vs);
+    }
+    fdx__free(scratch);
+    if (rc == 0 && vs.n > 0)
+        pick_alternates(sv, vs.v, vs.n);
     fdx__free(vs.v);
     return rc;
 }
@@ -471,6 +528,8 @@ static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
             for (int c = 0; c < FDX__NCLASS; c++)
                 if (again.base[v][c].n > 0)
                     sv->base[v][c] = again.base[v][c];
+        if (rc == 0)
+            rc = vote_alternates(s, sv, idx, n);
     }
     return rc;
 }

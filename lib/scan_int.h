@@ -118,6 +118,10 @@ typedef struct fdx__cands {
 void fdx__size_cands(const fdx_scan *s, const fdx__server *sv,
                      const fdx__conn *c, fdx__cands *cs);
 
+/* True when some file fits c under sv's model, request side included. */
+int fdx__conn_explained(const fdx_scan *s, const fdx__server *sv,
+                        const fdx__conn *c, uint32_t *scratch, size_t cap);
+
 /* Request-side payload of c with hdr bytes of header per packet; returns
  * 0 when the connection's request side was not seen. */
 int fdx__request_octets(const fdx__conn *c, int hdr, int64_t *q);
