@@ -100,23 +100,36 @@ static void http_cands(const fdx_scan *s, const fdx__server *sv,
     }
 }
 
+/*
+ * Over TLS the overhead grows by a step every FDX__TLS_UNIT bytes, so the
+ * size is solved for per step count: payload = size + first + k * per_unit
+ * with k = ceil(size / unit) - 1.
+ */
 static void tls_cands(const fdx_scan *s, const fdx__conn *c, fdx__cands *cs)
 {
     int64_t hdr = fdx__hdr_octets(fdx_addr_is_v4(&c->server), 0);
-    double p = (double)c->s2c_octets - (double)c->s2c_packets * (double)hdr;
-    double s0 = (p - FDX__TLS_A) / (1.0 + FDX__TLS_B);
-    double tol = FDX__TLS_TOL_FIXED + FDX__TLS_TOL_REL * s0;
-    size_t first, n;
+    int64_t p = (int64_t)c->s2c_octets - (int64_t)c->s2c_packets * hdr;
+    int64_t rest = p - FDX__TLS_FIRST;
 
-    if (s0 < 1.0)
-        return;
     cs->hdr = (uint8_t)hdr;
-    cs->center = s0;
-    window_note(cs, s0 > tol ? (uint64_t)(s0 - tol) : 0,
-                (uint64_t)(s0 + tol), 0);
-    n = fdx_catalog_range(s->cat, cs->lo, cs->hi, &first);
-    for (size_t i = first; i < first + n; i++)
-        cands_add(cs, (uint32_t)i);
+    for (int64_t k = 0; rest - k * FDX__TLS_PER_UNIT > 0; k++) {
+        int64_t s0 = rest - k * FDX__TLS_PER_UNIT;
+        int64_t lo = s0 - FDX__TLS_TOL, hi = s0 + FDX__TLS_TOL;
+        size_t first, n;
+
+        /* the window must hold sizes that give k steps */
+        if (hi <= k * FDX__TLS_UNIT)
+            break;
+        if (lo > (k + 1) * FDX__TLS_UNIT)
+            continue;
+        lo = lo < k * FDX__TLS_UNIT + 1 ? k * FDX__TLS_UNIT + 1 : lo;
+        hi = hi > (k + 1) * FDX__TLS_UNIT ? (k + 1) * FDX__TLS_UNIT : hi;
+        cs->center = (double)s0;
+        window_note(cs, (uint64_t)lo, (uint64_t)hi, 0);
+        n = fdx_catalog_range(s->cat, (uint64_t)lo, (uint64_t)hi, &first);
+        for (size_t i = first; i < first + n; i++)
+            cands_add(cs, (uint32_t)i);
+    }
 }
 
 static int u32_cmp(const void *a, const void *b)

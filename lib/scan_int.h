@@ -85,10 +85,16 @@ typedef struct fdx__server {
 int fdx__hdr_octets(int v4, int variant);
 
 /* The default TLS profile (see docs/matching.md). */
-#define FDX__TLS_A 2420.0
-#define FDX__TLS_B 0.00325
-#define FDX__TLS_TOL_FIXED 96.0
-#define FDX__TLS_TOL_REL 0.00005
+/*
+ * The TLS profile (docs/matching.md): the first response costs
+ * FDX__TLS_FIRST bytes beyond the file (handshake, certificates, headers),
+ * every further FDX__TLS_UNIT bytes of file FDX__TLS_PER_UNIT more (an
+ * HTTP/2 frame of 16 KiB sent as two TLS records), within FDX__TLS_TOL.
+ */
+#define FDX__TLS_FIRST 2451
+#define FDX__TLS_UNIT 16384
+#define FDX__TLS_PER_UNIT 53
+#define FDX__TLS_TOL 24
 
 /* Default HTTP header window when a server could not be calibrated. */
 #define FDX__HTTP_H_MIN 100
