@@ -329,16 +329,49 @@ static void pick_alternates(fdx__server *sv, vote *v, size_t n)
     }
 }
 
-/* For each (variant, class), the header sizes within one byte. */
+/* True when conn voted, in v[0..n), within a byte of a learned size. */
+static int conn_explained(const fdx__server *sv, const vote *v, size_t n,
+                          uint32_t conn)
+{
+    for (size_t i = 0; i < n; i++) {
+        const fdx__modes *m = &sv->base[v[i].variant][v[i].cls];
+
+        if (v[i].conn != conn)
+            continue;
+        for (int k = 0; k < m->n; k++)
+            if (v[i].d >= m->d[k] - 1 && v[i].d <= m->d[k] + 1)
+                return 1;
+    }
+    return 0;
+}
+
+/*
+ * For each (variant, class), the header size within one byte.  Every
+ * connection votes under both per-packet header sizes; under the wrong
+ * one its votes are noise, so the second header size (no TCP timestamps)
+ * hears only connections the first one leaves unexplained, and needs
+ * three of them.
+ */
 static void pick_bases(fdx__server *sv, vote *v, size_t n)
 {
+    size_t first_end;
+
     qsort(v, n, sizeof(*v), vote_cmp);
+    for (first_end = 0; first_end < n && v[first_end].variant == 0;)
+        first_end++;
     for (size_t i = 0; i < n;) {
-        size_t j = i;
+        size_t j = i, m = i;
 
         while (j < n && v[j].variant == v[i].variant && v[j].cls == v[i].cls)
             j++;
-        find_modes(v + i, j - i, 1, 2, 1, 1.0,
+        if (v[i].variant > 0) {
+            for (size_t k = i; k < j; k++)
+                if (!conn_explained(sv, v, first_end, v[k].conn))
+                    v[m++] = v[k];
+        } else {
+            m = j;
+        }
+        find_modes(v + i, m - i, 1, v[i].variant > 0 ? 3 : 2, 1, 1.0,
                    &sv->base[v[i].variant][v[i].cls]);
         i = j;
     }
@@ -524,10 +557,18 @@ static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
 
         memset(again.base, 0, sizeof(again.base));
         rc = vote_bases(s, &again, idx, n, &sv->req);
-        for (int v = 0; v < 2 && rc == 0; v++)
+        /* the narrowed votes refine and add classes of the per-packet
+         * header sizes already seen; a new one would rest on the few
+         * votes that survive narrowing, which chance also gives */
+        for (int v = 0; v < 2 && rc == 0; v++) {
+            int seen = 0;
+
             for (int c = 0; c < FDX__NCLASS; c++)
+                seen |= sv->base[v][c].n > 0;
+            for (int c = 0; c < FDX__NCLASS && seen; c++)
                 if (again.base[v][c].n > 0)
                     sv->base[v][c] = again.base[v][c];
+        }
         if (rc == 0)
             rc = vote_alternates(s, sv, idx, n);
     }
