@@ -163,6 +163,13 @@ int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
         if (h->tcp_flags & (FDX__FIN | FDX__RST))
             closed[h->to_client] = 1;
     }
+    /* most halves pair up: give back what joining did not use */
+    if (n < hv->n) {
+        fdx__conn *shrunk = fdx__realloc(cv, n * sizeof(*cv));
+
+        if (shrunk != NULL)
+            cv = shrunk;
+    }
     *out = cv;
     *nout = n;
     return 0;

@@ -61,34 +61,52 @@ int fdx_scan_add(void *ud, const fdx_flow *flow)
     return rc < 0 ? rc : 0;
 }
 
+/* Keeps one more piece of evidence: its record, connection and scores. */
+static int ev_keep(fdx_scan *s, size_t *cap, const fdx_evidence *ev,
+                   const double *lr, fdx__conn *c)
+{
+    size_t nh = s->nhyps ? s->nhyps : 1, c1 = *cap, c2 = *cap;
+
+    if (fdx__grow(&s->ev, cap, s->nev, sizeof(*s->ev)) < 0 ||
+        fdx__grow(&s->ev_conn, &c1, s->nev, sizeof(*s->ev_conn)) < 0 ||
+        fdx__grow(&s->lr, &c2, s->nev, nh * sizeof(*s->lr)) < 0)
+        return FDX_ENOMEM;
+    s->ev[s->nev] = *ev;
+    s->ev_conn[s->nev] = c;
+    memcpy(&s->lr[s->nev * nh], lr, nh * sizeof(*lr));
+    s->nev++;
+    return 0;
+}
+
+/*
+ * Most connections of a large input are no download: evidence and its
+ * scores are kept only for those that are, so memory follows the
+ * downloads, not the flows.
+ */
 static int match_all(fdx_scan *s)
 {
+    size_t nh = s->nhyps ? s->nhyps : 1, cap = 0;
     uint32_t *scratch = fdx__malloc(FDX__SCRATCH * sizeof(*scratch));
-    size_t nh = s->nhyps ? s->nhyps : 1;
+    double *lr = fdx__calloc(nh, sizeof(*lr));
+    int rc = 0;
 
-    s->ev = fdx__calloc(s->nconns ? s->nconns : 1, sizeof(*s->ev));
-    s->ev_conn = fdx__calloc(s->nconns ? s->nconns : 1, sizeof(*s->ev_conn));
-    s->lr = fdx__calloc((s->nconns ? s->nconns : 1) * nh, sizeof(double));
-    if (scratch == NULL || s->ev == NULL || s->ev_conn == NULL ||
-        s->lr == NULL) {
-        fdx__free(scratch);
-        return FDX_ENOMEM;
-    }
-    for (size_t i = 0; i < s->nconns; i++) {
-        fdx_evidence *ev = &s->ev[s->nev];
+    if (scratch == NULL || lr == NULL)
+        rc = FDX_ENOMEM;
+    for (size_t i = 0; i < s->nconns && rc == 0; i++) {
+        fdx_evidence ev;
 
-        fdx__match_conn(s, &s->conns[i], ev, &s->lr[s->nev * nh], scratch,
-                        FDX__SCRATCH);
-        if (ev->kind == 0)
+        fdx__match_conn(s, &s->conns[i], &ev, lr, scratch, FDX__SCRATCH);
+        if (ev.kind == 0)
             continue;
         s->st.downloads++;
-        s->st.identified += ev->kind == FDX_EV_FILE;
-        s->st.ambiguous += ev->kind == FDX_EV_AMBIGUOUS;
-        s->st.multi += ev->kind == FDX_EV_MULTI;
-        s->ev_conn[s->nev++] = &s->conns[i];
+        s->st.identified += ev.kind == FDX_EV_FILE;
+        s->st.ambiguous += ev.kind == FDX_EV_AMBIGUOUS;
+        s->st.multi += ev.kind == FDX_EV_MULTI;
+        rc = ev_keep(s, &cap, &ev, lr, &s->conns[i]);
     }
     fdx__free(scratch);
-    return 0;
+    fdx__free(lr);
+    return rc;
 }
 
 int fdx_scan_finish(fdx_scan *s)
