@@ -82,19 +82,45 @@ static int parse_args(int argc, char **argv, scan_args *a)
     return 0;
 }
 
+/* Feeds the scan and, on a terminal, shows a progress line. */
+typedef struct feed {
+    fdx_scan *scan;
+    uint64_t flows;
+    int tty;
+} feed;
+
+#define PROGRESS_EVERY 1000000
+
+static int feed_flow(void *ud, const fdx_flow *flow)
+{
+    feed *fd = ud;
+
+    if (fd->tty && ++fd->flows % PROGRESS_EVERY == 0)
+        fprintf(stderr, "\rflowdex: %" PRIu64 " flows read", fd->flows);
+    return fdx_scan_add(fd->scan, flow);
+}
+
 static int read_inputs(const scan_args *a, fdx_scan *s, fdx_read_stats *rs)
 {
     fdx_read_opts ro = {&cli_logger, NULL};
+    feed fd = {s, 0, isatty(STDERR_FILENO) &&
+                         cli_logger.max_level >= FDX_LOG_WARN};
+    int rc = 0;
 
-    for (int i = 0; i < a->ninputs; i++) {
+    for (int i = 0; i < a->ninputs && rc == 0; i++) {
         fdx_error err = {0, ""};
-        int rc = fdx_read_path(a->inputs[i], &ro, fdx_scan_add, s, rs, &err);
 
+        rc = fdx_read_path(a->inputs[i], &ro, feed_flow, &fd, rs, &err);
         if (rc < 0) {
+            if (fd.flows >= PROGRESS_EVERY)
+                fputc('\n', stderr);
             cli_errorf("%s", err.msg[0] ? err.msg : fdx_strerror(rc));
             return cli_exit_code(rc);
         }
     }
+    if (fd.tty && fd.flows >= PROGRESS_EVERY)
+        fprintf(stderr, "\rflowdex: %" PRIu64 " flows read, analysing\n",
+                fd.flows);
     return 0;
 }
 
