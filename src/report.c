@@ -107,7 +107,7 @@ static int claimed(const fdx_host *h, size_t ev)
     return 0;
 }
 
-static void json_evidence(FILE *f, const fdx_evidence *ev,
+static void json_evidence(FILE *f, const fdx_host *h, const fdx_evidence *ev,
                           const fdx_catalog *cat)
 {
     char t[40], a[FDX_ADDRSTRLEN];
@@ -123,6 +123,12 @@ static void json_evidence(FILE *f, const fdx_evidence *ev,
             kind_name(ev->kind));
     if (ev->kind == FDX_EV_MULTI && ev->est_files > 0)
         fprintf(f, ", \"files\": %u", ev->est_files);
+    /* several files from a mirror of the host's own release: they are
+     * attributed to it, though not told apart */
+    if (ev->kind == FDX_EV_MULTI && h->os.known) {
+        fputs(", \"attributed_to\": ", f);
+        json_str(f, h->os.codename);
+    }
     if (ev->ncand_total > 0)
         fprintf(f, ", \"sizes\": [%" PRIu64 ", %" PRIu64 "]", ev->win_lo,
                 ev->win_hi);
@@ -175,13 +181,13 @@ static void json_host(FILE *f, const fdx_host *h, const fdx_catalog *cat)
         if (claimed(h, i) || ev->kind == FDX_EV_SAMPLED)
             continue;
         fputs(first ? "\n      " : ",\n      ", f);
-        json_evidence(f, ev, cat);
+        json_evidence(f, h, ev, cat);
         first = 0;
     }
     fputs("],\n     \"evidence\": [", f);
     for (size_t i = 0; i < h->nevidence; i++) {
         fputs(i ? ",\n      " : "\n      ", f);
-        json_evidence(f, &h->evidence[i], cat);
+        json_evidence(f, h, &h->evidence[i], cat);
     }
     fprintf(f, "],\n     \"sampled_flows\": %" PRIu64 "}", h->sampled_flows);
 }
