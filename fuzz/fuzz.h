@@ -28,6 +28,17 @@ void fuzz_fail(const char *fmt, ...)
  */
 const char *fuzz_file(const uint8_t *data, size_t size);
 
+/*
+ * Makes the library's n-th allocation from now, and every one after it,
+ * fail (n counts from 1); n = 0 lets every allocation succeed.  Installs
+ * the counting allocator hooks on first use.
+ */
+void fuzz_fail_alloc(unsigned n);
+
+/* Picks the allocation failure (or none) for a whole-file input from its
+ * size, so that about one input in eleven runs out of memory somewhere. */
+void fuzz_fail_alloc_by_size(size_t size);
+
 /* A logger that formats every message and reads the line it gets. */
 extern const fdx_logger fuzz_logger;
 

@@ -7,7 +7,8 @@
  * them.  For inputs of odd size that start with the catalog magic the
  * target writes both CRCs right before opening the file, so the checks
  * behind them are reached; inputs of even size are opened as they are,
- * which keeps the checksum checks themselves fuzzed.
+ * which keeps the checksum checks themselves fuzzed.  Some sizes also
+ * make an allocation fail (fuzz_fail_alloc_by_size()).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size & 1)
         data = fix_crc(data, size, &copy);
     memset(&err, 0, sizeof(err));
+    fuzz_fail_alloc_by_size(size);
     rc = fdx_catalog_open(fuzz_file(data, size), &cat, &err);
     free(copy);
     if (rc != 0) {

@@ -9,7 +9,9 @@
  * and differ by port, one is IPv6) so per-exporter state is exercised,
  * and its high six bits advance the receive clock by that many seconds.
  * Option bits: 0 tiny limits (every cap is hit quickly), 1 no logger,
- * 2-7 stop the decoder after that many records (0: never).
+ * 2-6 a count N and 7 what it counts: bit 7 clear, the callback stops
+ * the decoder at its N-th record (N = 0: never); bit 7 set, the
+ * library's N-th allocation and all after it fail.
  *
  * Each datagram is copied into a buffer of exactly its size, so reading
  * one byte past it is caught by AddressSanitizer.
@@ -75,11 +77,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < 1)
         return 0;
-    ff.stop_after = data[0] >> 2;
+    if (data[0] & 0x80) {
+        fuzz_fail_alloc(1 + (data[0] >> 2 & 0x1f));
+    } else {
+        fuzz_fail_alloc(0);
+        ff.stop_after = data[0] >> 2 & 0x1f;
+    }
     dec = fdx_nf_decoder_new(data[0] & 1 ? &tiny : NULL,
                              data[0] & 2 ? NULL : &fuzz_logger);
-    if (dec == NULL)
-        abort();
+    if (dec == NULL) {
+        if (!(data[0] & 0x80))
+            fuzz_fail("fdx_nf_decoder_new failed with memory to spare");
+        return 0;
+    }
     while (size - off >= 3) {
         uint8_t sel = data[off];
         size_t n = (size_t)data[off + 1] << 8 | data[off + 2];

@@ -4,7 +4,8 @@
  * armor included) and to fdx__packages_parse() (Packages stanzas), each
  * on its own copy of exactly size + 1 bytes (the parsers want the NUL).
  * A parsed Release is then queried for each file it lists and for its
- * family and major release into buffers of several sizes.
+ * family and major release into buffers of several sizes.  Some sizes
+ * also make an allocation fail (fuzz_fail_alloc_by_size()).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,7 @@ static void fuzz_packages(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    fuzz_fail_alloc_by_size(size);
     fuzz_release(data, size);
     fuzz_packages(data, size);
     return 0;

@@ -1,7 +1,8 @@
 /*
  * The body shared by fuzz_nfcapd and fuzz_capture: the input is the whole
- * file.  Which inputs also ask the reader to stop early, and with which
- * limits, is told from the input's size so the file bytes stay the file.
+ * file.  Which inputs also ask the reader to stop early, with which
+ * limits and where the library runs out of memory, is told from the
+ * input's size so the file bytes stay the file.
  */
 #ifndef FDX_FUZZ_READER_H
 #define FDX_FUZZ_READER_H
@@ -31,6 +32,7 @@ static int fuzz_reader(fuzz_reader_fn read, const uint8_t *data,
         ff.stop_after = 1 + (size & 0x1f);
     if ((size & 0x180) == 0x180)
         opts.limits = &tiny;
+    fuzz_fail_alloc_by_size(size);
     rc = read(path, &opts, fuzz_flow_cb, &ff, &st, &err);
     fuzz_check_read(rc, &err, &ff, &st);
     return 0;

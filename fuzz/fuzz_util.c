@@ -71,6 +71,45 @@ const char *fuzz_file(const uint8_t *data, size_t size)
     return fuzz_path;
 }
 
+static unsigned fuzz_alloc_left;   /* 0: never fail */
+
+static int fuzz_alloc_ok(void)
+{
+    if (fuzz_alloc_left == 0)
+        return 1;
+    if (fuzz_alloc_left == 1)
+        return 0;   /* stays at 1: the ones after fail too */
+    fuzz_alloc_left--;
+    return 1;
+}
+
+static void *fuzz_malloc(size_t n)
+{
+    return fuzz_alloc_ok() ? malloc(n) : NULL;
+}
+
+static void *fuzz_realloc(void *p, size_t n)
+{
+    return fuzz_alloc_ok() ? realloc(p, n) : NULL;
+}
+
+void fuzz_fail_alloc(unsigned n)
+{
+    static const fdx_allocator a = { fuzz_malloc, fuzz_realloc, free };
+    static int installed;
+
+    if (!installed) {
+        fdx_set_allocator(&a);
+        installed = 1;
+    }
+    fuzz_alloc_left = n;
+}
+
+void fuzz_fail_alloc_by_size(size_t size)
+{
+    fuzz_fail_alloc(size % 11 == 5 ? 1 + (unsigned)(size / 11 % 24) : 0);
+}
+
 static void fuzz_log(void *ud, int level, const char *line)
 {
     (void)ud;

@@ -231,7 +231,32 @@ def make_nfcapd(shared):
         write("nfcapd", "corpus-truncated", data[:len(data) // 2])
     plain = os.path.join(src, "nfpcapd.plain")
     if os.path.exists(plain):
-        write("nfcapd", "nfpcapd-truncated", open(plain, "rb").read()[:3000])
+        data = open(plain, "rb").read()
+        write("nfcapd", "nfpcapd-truncated", data[:3000])
+        if shutil.which("zstd"):
+            write("nfcapd", "nfpcapd.zstd", nfcapd_zstd(data))
+
+
+def nfcapd_zstd(data):
+    """A layout 2 nfcapd file recompressed with zstd blocks, which the
+    installed nfdump cannot write."""
+    magic, version, comp = struct.unpack("<HHxxxxxxxxxxxxB", data[:17])
+    assert magic == 0xA50C and version == 2 and comp == 0
+    appx_off = struct.unpack("<Q", data[24:32])[0]
+    out, off, new_appx = bytearray(data[:40]), 40, 0
+    while off + 12 <= len(data):
+        nrec, size, btype, flags = struct.unpack("<IIHH", data[off:off + 12])
+        body = subprocess.run(["zstd", "-q", "-c"], input=data[off + 12:
+                              off + 12 + size], stdout=subprocess.PIPE,
+                              check=True).stdout
+        if off == appx_off:
+            new_appx = len(out)
+        out += struct.pack("<IIHH", nrec, len(body), btype, flags) + body
+        off += 12 + size
+    out[16] = 4
+    if appx_off:
+        out[24:32] = struct.pack("<Q", new_appx)
+    return bytes(out)
 
 
 def make_catalog(flowdex):
@@ -255,6 +280,10 @@ def make_catalog(flowdex):
     write("catalog", "mirror.fdxc.xz", lzma.compress(data))
     write("catalog", "mirror.fdxc.gz", gzip.compress(data, mtime=0))
     write("catalog", "mirror.fdxc.bz2", bz2.compress(data))
+    half = len(data) // 2
+    write("catalog", "mirror.fdxc.2members.gz",
+          gzip.compress(data[:half], mtime=0) +
+          gzip.compress(data[half:], mtime=0))
 
 
 PACKAGES_SNIPPETS = {
