@@ -67,6 +67,6 @@
 #define FDX__CAT_E_KIND 26
 
 /* Largest compressed catalog accepted, once decompressed. */
-#define FDX__CAT_MAX_INFLATED ((size_t)1 << 31)
+#define FDX__CAT_MAX_INFLATED ((size_t)1 << 30)
 
 #endif /* FLOWDEX_CATALOG_INT_H */

@@ -130,16 +130,43 @@ static void conn_add(fdx__conn *c, const fdx__half *h)
 }
 
 /*
+ * The same record twice: two exporters on the path, or the same input
+ * given twice.  Same direction, bytes and packets, start and end within
+ * FDX__DUP_MS of each other: exporters' clocks and time resolutions
+ * differ by up to a second.  The pieces of a flow cut at an active
+ * timeout are that timeout apart (a minute or more, in practice); a meter
+ * cutting flows every two seconds or less would see equal pieces of a
+ * steady transfer dropped.
+ */
+#define FDX__DUP_MS 2000
+
+static uint64_t ms_apart(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : b - a;
+}
+
+static int duplicate(const fdx__half *h, const fdx__half *prev)
+{
+    if (prev == NULL || h->octets != prev->octets ||
+        h->packets != prev->packets)
+        return 0;
+    return ms_apart(h->first_ms, prev->first_ms) <= FDX__DUP_MS &&
+           ms_apart(h->last_ms, prev->last_ms) <= FDX__DUP_MS;
+}
+
+/*
  * A record continues the current connection when it has the same 5-tuple,
  * starts within gap_ms of the connection's last activity, and its own
  * direction has not already been closed by FIN or RST (port reuse).
+ * Duplicate records are dropped and counted.
  */
 int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
-                     size_t *nout)
+                     size_t *nout, uint64_t *dups)
 {
     fdx__conn *cv;
     size_t n = 0;
     uint8_t closed[2] = {0, 0};
+    const fdx__half *last[2] = {NULL, NULL};
 
     *out = NULL;
     *nout = 0;
@@ -153,12 +180,19 @@ int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
         const fdx__half *h = &hv->v[i];
         fdx__conn *c = n ? &cv[n - 1] : NULL;
 
+        if (c != NULL && same_tuple(&hv->v[i - 1], h) &&
+            duplicate(h, last[h->to_client])) {
+            (*dups)++;
+            continue;
+        }
         if (c == NULL || !same_tuple(&hv->v[i - 1], h) ||
             h->first_ms > c->last_ms + gap_ms || closed[h->to_client]) {
             c = &cv[n++];
             conn_start(c, h);
             closed[0] = closed[1] = 0;
+            last[0] = last[1] = NULL;
         }
+        last[h->to_client] = h;
         conn_add(c, h);
         if (h->tcp_flags & (FDX__FIN | FDX__RST))
             closed[h->to_client] = 1;

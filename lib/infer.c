@@ -348,6 +348,27 @@ static int resolve(const fdx_scan *s, const fdx_evidence *ev, size_t h,
     return found;
 }
 
+/*
+ * The same file fetched twice is one claim, backed by its more confident
+ * piece of evidence.  Returns 1 when entry was claimed already.
+ */
+static int claimed_again(fdx_host *host, uint32_t entry, double conf,
+                         size_t ev)
+{
+    for (size_t k = 0; k < host->npackages; k++) {
+        fdx_package_claim *pc = &host->packages[k];
+
+        if (pc->entry != entry)
+            continue;
+        if (conf > pc->confidence) {
+            pc->confidence = conf;
+            pc->evidence = (uint32_t)ev;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 static int host_packages(fdx_scan *s, fdx_host *host, size_t best)
 {
     const fdx__hyp *h = &s->hyps[best];
@@ -380,7 +401,7 @@ static int host_packages(fdx_scan *s, fdx_host *host, size_t best)
         if (ev->path_hi != 0)
             e *= fdx__path_share(s, ev->path_lo, ev->path_hi);
         conf = host->os.confidence / (1.0 + e);
-        if (conf < FDX__PKG_MIN_CONF)
+        if (conf < FDX__PKG_MIN_CONF || claimed_again(host, entry, conf, i))
             continue;
         host->packages[host->npackages].entry = entry;
         host->packages[host->npackages].confidence = conf;

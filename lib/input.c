@@ -63,11 +63,11 @@ static int input_sniff(const char *path, enum input_kind *kind,
 {
     uint8_t b[4];
     ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
     if (fd < 0)
-        return fdx_error_set(err, errno == ENOENT ? FDX_ENOENT : FDX_EIO,
-                             "%s: open: %s", path, strerror(errno));
+        return fdx_error_set(err, fdx__errno_code(errno), "%s: open: %s",
+                             path, strerror(errno));
     do
         n = read(fd, b, sizeof(b));
     while (n < 0 && errno == EINTR);

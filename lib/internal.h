@@ -35,6 +35,9 @@ void fdx__log(const fdx_logger *log, int level, const char *fmt, ...)
 int fdx__open_regular(const char *path, int *fd, uint64_t *size,
                       fdx_error *err);
 
+/* The FDX_E* code for an errno value from opening or reading a file. */
+int fdx__errno_code(int e);
+
 /*
  * Makes room for one more element in a growable array *v of *cap elements
  * of elem bytes, n of them used.  Returns 0 or FDX_ENOMEM (*v untouched).

@@ -357,6 +357,22 @@ static void ev_fill(const fdx_scan *s, const fdx__cands *cs,
     ev->kind = one_file(s, cs) ? FDX_EV_FILE : FDX_EV_AMBIGUOUS;
 }
 
+/*
+ * A repository server: one whose HTTP model was learned, or a TLS port on
+ * an address with such a server.  Connections to it that fit no file are
+ * still evidence that the host uses the repository.
+ */
+static int repository(const fdx_scan *s, const fdx__server *sv)
+{
+    if (fdx__server_calibrated(sv))
+        return 1;
+    for (size_t i = 0; i < s->nservers; i++)
+        if (memcmp(&s->servers[i].addr, &sv->addr, sizeof(sv->addr)) == 0 &&
+            fdx__server_calibrated(&s->servers[i]))
+            return 1;
+    return 0;
+}
+
 void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
                      double *lr, uint32_t *scratch, size_t cap)
 {
@@ -384,8 +400,11 @@ void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
     }
     fdx__size_cands(s, sv, c, &cs);
     request_filter(s, sv, c, &cs, ev);
-    if (cs.n == 0)
+    if (cs.n == 0) {
+        if (repository(s, sv))
+            ev->kind = FDX_EV_UNMATCHED;
         return;
+    }
     score_hyps(s, &cs, ev, lr);
     ev_fill(s, &cs, ev);
 }

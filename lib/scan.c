@@ -98,10 +98,11 @@ static int match_all(fdx_scan *s)
         fdx__match_conn(s, &s->conns[i], &ev, lr, scratch, FDX__SCRATCH);
         if (ev.kind == 0)
             continue;
-        s->st.downloads++;
+        s->st.downloads += ev.kind != FDX_EV_SAMPLED;
         s->st.identified += ev.kind == FDX_EV_FILE;
         s->st.ambiguous += ev.kind == FDX_EV_AMBIGUOUS;
         s->st.multi += ev.kind == FDX_EV_MULTI;
+        s->st.unmatched += ev.kind == FDX_EV_UNMATCHED;
         rc = ev_keep(s, &cap, &ev, lr, &s->conns[i]);
     }
     fdx__free(scratch);
@@ -117,7 +118,7 @@ int fdx_scan_finish(fdx_scan *s)
         return FDX_EUSAGE;
     s->finished = 1;
     rc = fdx__conns_build(&s->halves, s->opts.join_gap_ms, &s->conns,
-                          &s->nconns);
+                          &s->nconns, &s->st.duplicates);
     fdx__free(s->halves.v);
     memset(&s->halves, 0, sizeof(s->halves));
     if (rc < 0)

@@ -37,9 +37,10 @@ typedef struct fdx__halves {
  * 1 if kept, 0 if ignored, FDX_ENOMEM. */
 int fdx__halves_add(fdx__halves *hv, const fdx_flow *flow);
 
-/* Sorts hv and joins it into connections; *out is fdx__malloc'd. */
+/* Sorts hv and joins it into connections; *out is fdx__malloc'd.  Adds
+ * the number of duplicate records dropped to *dups. */
 int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
-                     size_t *nout);
+                     size_t *nout, uint64_t *dups);
 
 /* File classes: the HTTP response header differs by content type. */
 enum {

@@ -140,12 +140,13 @@ int fdx__open_regular(const char *path, int *fd, uint64_t *size,
                       fdx_error *err)
 {
     struct stat st;
-    int f = open(path, O_RDONLY | O_CLOEXEC);
+    /* non-blocking, so that a FIFO or device cannot stall the open */
+    int f = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
     *fd = -1;
     if (f < 0)
-        return fdx_error_set(err, errno == ENOENT ? FDX_ENOENT : FDX_EIO,
-                             "%s: open: %s", path, strerror(errno));
+        return fdx_error_set(err, fdx__errno_code(errno), "%s: open: %s",
+                             path, strerror(errno));
     if (fstat(f, &st) != 0) {
         int e = errno;
 
@@ -158,9 +159,31 @@ int fdx__open_regular(const char *path, int *fd, uint64_t *size,
         return fdx_error_set(err, FDX_EFORMAT, "%s: not a regular file",
                              path);
     }
+    if (fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK) != 0) {
+        int e = errno;
+
+        close(f);
+        return fdx_error_set(err, FDX_EIO, "%s: fcntl: %s", path,
+                             strerror(e));
+    }
     *fd = f;
     *size = (uint64_t)st.st_size;
     return 0;
+}
+
+int fdx__errno_code(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+        return FDX_ENOENT;
+    case EACCES:
+    case EPERM:
+        return FDX_EACCES;
+    case ENOMEM:
+        return FDX_ENOMEM;
+    }
+    return FDX_EIO;
 }
 
 int fdx__grow(void *v, size_t *cap, size_t n, size_t elem)

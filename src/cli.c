@@ -1,6 +1,7 @@
 /*
  * Exit codes and stderr logging shared by the subcommands.
  */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -52,6 +53,7 @@ int cli_exit_code(int code)
     case FDX_EUSAGE:
         return EX_USAGE;
     case FDX_ENOENT:
+    case FDX_EACCES:
         return EX_NOINPUT;
     case FDX_EFORMAT:
     case FDX_ETRUNC:
@@ -59,6 +61,7 @@ int cli_exit_code(int code)
     case FDX_EVERSION:
     case FDX_ECHECKSUM:
     case FDX_EUNSUPPORTED:
+    case FDX_ELIMIT:
         return EX_DATAERR;
     case FDX_ENET:
         return EX_UNAVAILABLE;
@@ -97,4 +100,24 @@ void cli_warn(const char *fmt, ...)
     va_start(ap, fmt);
     cli_vlog(FDX_LOG_WARN, fmt, ap);
     va_end(ap);
+}
+
+int cli_bad_option(const char *cmd, char **argv)
+{
+    const char *opt = argv[optind - 1];
+
+    if (optopt != 0 && (opt == NULL || opt[0] != '-' || opt[1] == '-' ||
+                        opt[1] == '\0'))
+        cli_errorf("%s: option '-%c' is unknown or lacks its argument; "
+                   "try 'flowdex %s --help'", cmd, optopt, cmd);
+    else
+        cli_errorf("%s: option '%s' is unknown or lacks its argument; "
+                   "try 'flowdex %s --help'", cmd, opt ? opt : "?", cmd);
+    return EX_USAGE;
+}
+
+int cli_format_conflict(const char *cmd)
+{
+    cli_errorf("%s: --json and --csv exclude each other", cmd);
+    return EX_USAGE;
 }

@@ -14,8 +14,10 @@
  *   0  success
  *   64 EX_USAGE     bad command line
  *   65 EX_DATAERR   an input or catalog file is malformed, truncated,
- *                   of the wrong type, or fails its checksum
- *   66 EX_NOINPUT   an input or catalog file does not exist or can't be read
+ *                   of the wrong type, over a size limit, or fails its
+ *                   checksum
+ *   66 EX_NOINPUT   an input or catalog file does not exist or may not be
+ *                   read
  *   69 EX_UNAVAILABLE  a mirror URL could not be fetched
  *   70 EX_SOFTWARE  internal error
  *   71 EX_OSERR     out of memory or another system error
@@ -56,6 +58,15 @@ void cli_warn(const char *fmt, ...)
 
 /* Default catalog path when -c is not given. */
 #define CLI_DEFAULT_CATALOG "/var/lib/flowdex/catalog.fdxc"
+
+/*
+ * One error line for an option getopt_long() rejected (opterr is off):
+ * names the option and points to --help.  Returns EX_USAGE.
+ */
+int cli_bad_option(const char *cmd, char **argv);
+
+/* One error line for two output formats given at once; EX_USAGE. */
+int cli_format_conflict(const char *cmd);
 
 int cmd_scan(int argc, char **argv);
 int cmd_explain(int argc, char **argv);

@@ -94,7 +94,7 @@ static int parse_build(int argc, char **argv, build_args *a)
         case 'v': cli_verbosity(1); break;
         case 'q': cli_verbosity(-1); a->quiet = 1; break;
         case 'h': usage(stdout); return -1;
-        default: usage(stderr); return EX_USAGE;
+        default: return cli_bad_option("catalog build", argv);
         }
     }
     if (a->out == NULL || optind >= argc) {
@@ -327,8 +327,7 @@ static int cmd_info(int argc, char **argv)
             usage(stdout);
             return 0;
         } else {
-            usage(stderr);
-            return EX_USAGE;
+            return cli_bad_option("catalog info", argv);
         }
     }
     if (optind + 1 != argc) {

@@ -86,16 +86,20 @@ int cmd_flows(int argc, char **argv)
 
     while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': fmt = REPORT_JSON; break;
-        case 'C': fmt = REPORT_CSV; break;
+        case 'j':
+        case 'C':
+            if (fmt != REPORT_TABLE)
+                return cli_format_conflict("flows");
+            fmt = c == 'j' ? REPORT_JSON : REPORT_CSV;
+            break;
         case 'v': cli_verbosity(1); break;
         case 'q': cli_verbosity(-1); break;
         case 'h': flows_usage(stdout); return 0;
-        default: flows_usage(stderr); return EX_USAGE;
+        default: return cli_bad_option("flows", argv);
         }
     }
     if (optind >= argc) {
-        flows_usage(stderr);
+        cli_errorf("flows: no input given; try 'flowdex flows --help'");
         return EX_USAGE;
     }
     if (fmt == REPORT_CSV)

@@ -58,23 +58,35 @@ static int parse_args(int argc, char **argv, scan_args *a)
     while ((c = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': a->catalog = optarg; break;
-        case 'j': a->fmt = REPORT_JSON; break;
-        case 'C': a->fmt = REPORT_CSV; break;
+        case 'j':
+        case 'C':
+            if (a->fmt != REPORT_TABLE)
+                return cli_format_conflict(a->explain ? "explain" : "scan");
+            a->fmt = c == 'j' ? REPORT_JSON : REPORT_CSV;
+            break;
         case 'v': cli_verbosity(1); break;
         case 'q': cli_verbosity(-1); break;
         case 'h': scan_usage(stdout, a->explain); return 1;
-        default: scan_usage(stderr, a->explain); return EX_USAGE;
+        default: return cli_bad_option(a->explain ? "explain" : "scan", argv);
         }
     }
     if (a->explain) {
-        if (optind >= argc || fdx_addr_parse(&a->host, argv[optind]) < 0) {
-            cli_errorf("explain: expected a host address");
+        if (optind >= argc) {
+            cli_errorf("explain: expected a host address and inputs; "
+                       "try 'flowdex explain --help'");
+            return EX_USAGE;
+        }
+        if (fdx_addr_parse(&a->host, argv[optind]) < 0) {
+            cli_errorf("explain: '%s' is not an IPv4 or IPv6 address",
+                       argv[optind]);
             return EX_USAGE;
         }
         optind++;
     }
     if (optind >= argc) {
-        scan_usage(stderr, a->explain);
+        cli_errorf("%s: no input given; try 'flowdex %s --help'",
+                   a->explain ? "explain" : "scan",
+                   a->explain ? "explain" : "scan");
         return EX_USAGE;
     }
     a->inputs = argv + optind;
@@ -171,7 +183,9 @@ static int run(scan_args *a)
         goto out;
     }
     log_summary(s, &rs);
-    if (a->explain) {
+    if (a->explain && a->fmt != REPORT_TABLE) {
+        report_hosts(stdout, s, cat, a->fmt, &a->host);
+    } else if (a->explain) {
         for (size_t i = 0; i < fdx_scan_host_count(s); i++)
             if (fdx_addr_cmp(&fdx_scan_host(s, i)->addr, &a->host) == 0) {
                 report_explain(stdout, fdx_scan_host(s, i), cat);

@@ -2,6 +2,7 @@
  * flowdex: identify operating systems and software from flow records.
  * This file only dispatches to the subcommands.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +31,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return EX_USAGE;
     }
+    opterr = 0;        /* each command reports a bad option in one line */
     cmd = argv[1];
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
         usage(stdout);

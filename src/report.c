@@ -20,6 +20,8 @@ static const char *kind_name(int kind)
         return "several-files";
     case FDX_EV_SAMPLED:
         return "sampled";
+    case FDX_EV_UNMATCHED:
+        return "unmatched";
     }
     return "none";
 }
@@ -178,7 +180,8 @@ static void json_host(FILE *f, const fdx_host *h, const fdx_catalog *cat)
     for (size_t i = 0; i < h->nevidence; i++) {
         const fdx_evidence *ev = &h->evidence[i];
 
-        if (claimed(h, i) || ev->kind == FDX_EV_SAMPLED)
+        if (claimed(h, i) || ev->kind == FDX_EV_SAMPLED ||
+            ev->kind == FDX_EV_UNMATCHED)
             continue;
         fputs(first ? "\n      " : ",\n      ", f);
         json_evidence(f, h, ev, cat);
@@ -213,9 +216,11 @@ static void report_json(FILE *f, const fdx_scan *s, const fdx_catalog *cat,
             ", \"sampled_flows\": %" PRIu64 ", \"connections\": %" PRIu64
             ", \"downloads\": %" PRIu64 ", \"identified\": %" PRIu64
             ", \"ambiguous\": %" PRIu64 ", \"several_files\": %" PRIu64
+            ", \"unmatched\": %" PRIu64 ", \"duplicates\": %" PRIu64
             ", \"servers_calibrated\": %" PRIu64 "}}\n",
             st.flows, st.flows_sampled, st.connections, st.downloads,
-            st.identified, st.ambiguous, st.multi, st.servers_calibrated);
+            st.identified, st.ambiguous, st.multi, st.unmatched,
+            st.duplicates, st.servers_calibrated);
 }
 
 /* CSV: one line per claim, OS claims and package claims alike. */
@@ -243,8 +248,8 @@ static void csv_host(FILE *f, const fdx_host *h, const fdx_catalog *cat)
     fdx_addr_format(&h->addr, a, sizeof(a));
     if (h->os.known) {
         fprintf(f, "%s,os,%s,%s,%s,%s,%.3f,\n", a, h->os.family,
-                h->os.release, h->os.codename,
-                h->os.arch ? h->os.arch : "", h->os.confidence);
+                h->os.release, h->os.arch ? h->os.arch : "",
+                h->os.codename, h->os.confidence);
     }
     for (size_t i = 0; i < h->npackages; i++) {
         fdx_entry e;
@@ -265,11 +270,14 @@ static void csv_host(FILE *f, const fdx_host *h, const fdx_catalog *cat)
 static void table_host(FILE *f, const fdx_host *h, const fdx_catalog *cat)
 {
     char a[FDX_ADDRSTRLEN];
-    size_t amb = 0;
+    size_t amb = 0, unmatched = 0;
 
     fdx_addr_format(&h->addr, a, sizeof(a));
     for (size_t i = 0; i < h->nevidence; i++)
-        amb += !claimed(h, i) && h->evidence[i].kind != FDX_EV_SAMPLED;
+        unmatched += h->evidence[i].kind == FDX_EV_UNMATCHED;
+    for (size_t i = 0; i < h->nevidence; i++)
+        amb += !claimed(h, i) && h->evidence[i].kind != FDX_EV_SAMPLED &&
+               h->evidence[i].kind != FDX_EV_UNMATCHED;
     if (h->os.known)
         fprintf(f, "%-16s %s %s (%s) %s  conf %.2f\n", a, h->os.family,
                 h->os.release, h->os.codename,
@@ -283,9 +291,15 @@ static void table_host(FILE *f, const fdx_host *h, const fdx_catalog *cat)
         fprintf(f, "%-16s   %s %s %s  conf %.2f\n", "", e.package, e.version,
                 e.arch, h->packages[i].confidence);
     }
-    fprintf(f, "%-16s   %zu package(s), %zu unresolved download(s)%s\n", "",
-            h->npackages, amb,
-            h->sampled_flows ? ", sampled flows skipped" : "");
+    fprintf(f, "%-16s   %zu package(s), %zu unresolved download(s)", "",
+            h->npackages, amb);
+    if (unmatched > 0)
+        fprintf(f, ", %zu repository connection(s) fitting no file",
+                unmatched);
+    if (h->sampled_flows > 0)
+        fprintf(f, ", %" PRIu64 " sampled flow(s) not size-matched",
+                h->sampled_flows);
+    fputc('\n', f);
 }
 
 void report_hosts(FILE *f, const fdx_scan *s, const fdx_catalog *cat,

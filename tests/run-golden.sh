@@ -63,7 +63,7 @@ status "truncated nfcapd file" 65 "cut.nfcapd" \
     "$FLOWDEX" scan -c "$CAT" "$tmp/cut.nfcapd"
 status "missing input" 66 "no-such-file" \
     "$FLOWDEX" scan -c "$CAT" "$tmp/no-such-file"
-MAXLINES=20 status "no input given" 64 "usage" "$FLOWDEX" scan -c "$CAT"
+status "no input given" 64 "no input given" "$FLOWDEX" scan -c "$CAT"
 status "unknown command" 64 "unknown command" "$FLOWDEX" frobnicate
 mkdir -p "$tmp/mirror/debian/dists/x"
 printf 'Origin: Debian\nSuite: x\nCodename: x\nSHA256:\n %s 5 main/binary-amd64/Packages\n' \

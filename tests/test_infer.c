@@ -198,13 +198,13 @@ static void add_download(fdx_scan *s, const char *client, uint16_t cport,
     f.sport = 80;
     f.dport = cport;
     f.first_ms = clock_ms;
-    /* an exporter's active timeout cuts a long download into pieces */
+    /* an exporter's active timeout (60 s) cuts a download into pieces */
     for (int i = 0; i < split; i++) {
         f.octets = octets / (uint64_t)split +
                    (i == 0 ? octets % (uint64_t)split : 0);
         f.packets = pkts / (uint64_t)split +
                     (i == 0 ? pkts % (uint64_t)split : 0);
-        f.last_ms = f.first_ms + 900;
+        f.last_ms = f.first_ms + 60000;
         f.tcp_flags = i == split - 1 ? 0x19 : 0x18;
         assert_int_equal(fdx_scan_add(s, &f), 0);
         f.first_ms = f.last_ms + 1;
@@ -219,7 +219,7 @@ static void add_download(fdx_scan *s, const char *client, uint16_t cport,
     f.octets = f.packets * 52 + (uint64_t)requests * 101 + path_len;
     f.tcp_flags = 0x19;
     assert_int_equal(fdx_scan_add(s, &f), 0);
-    clock_ms += 5000;
+    clock_ms += 5000 + 60000 * (uint64_t)split;
 }
 
 static const fdx_host *find_host(const fdx_scan *s, const char *addr)
@@ -339,10 +339,14 @@ static void test_join(void **state)
     assert_non_null(s);
     add_download(s, "10.0.0.9", 50000, 123456, 60, 1, 4, 0);
     add_download(s, "10.0.0.9", 50001, 654321, 60, 1, 1, 0);
+    /* the same download reported again, by a second exporter */
+    clock_ms -= 5000 + 60000;
+    add_download(s, "10.0.0.9", 50001, 654321, 60, 1, 1, 0);
     assert_int_equal(fdx_scan_finish(s), 0);
     fdx_scan_get_stats(s, &st);
-    assert_int_equal(st.flows, 4 + 1 + 1 + 1);
+    assert_int_equal(st.flows, 4 + 1 + 1 + 1 + 2);
     assert_int_equal(st.connections, 2);
+    assert_int_equal(st.duplicates, 2);
     assert_int_equal(fdx_scan_finish(s), FDX_EUSAGE);
     fdx_scan_free(s);
 }
@@ -376,6 +380,7 @@ static void test_biflow(void **state)
     fdx__halves hv;
     fdx__conn *cv = NULL;
     size_t n = 0;
+    uint64_t dups = 0;
     fdx_flow f;
 
     (void)state;
@@ -394,7 +399,7 @@ static void test_biflow(void **state)
     assert_int_equal(fdx__halves_add(&hv, &f), 1);
     f.proto = 17;
     assert_int_equal(fdx__halves_add(&hv, &f), 0);
-    assert_int_equal(fdx__conns_build(&hv, 1000, &cv, &n), 0);
+    assert_int_equal(fdx__conns_build(&hv, 1000, &cv, &n, &dups), 0);
     assert_int_equal(n, 1);
     assert_int_equal(cv[0].s2c_octets, 90000);
     assert_int_equal(cv[0].c2s_octets, 500);

@@ -27,7 +27,8 @@ enum fdx_evidence_kind {
     FDX_EV_FILE = 1,      /* one file, identified (ncand groups == 1) */
     FDX_EV_AMBIGUOUS = 2, /* one file, several catalog entries fit */
     FDX_EV_MULTI = 3,     /* several files in one connection (keep-alive) */
-    FDX_EV_SAMPLED = 4    /* sampled flow: sizes unusable, server noted */
+    FDX_EV_SAMPLED = 4,   /* sampled flow: sizes unusable, server noted */
+    FDX_EV_UNMATCHED = 5  /* a repository server, but no file fits */
 };
 
 /* Transport the model assumed for a match. */
@@ -101,6 +102,7 @@ typedef struct fdx_scan_stats {
     uint64_t flows;             /* records added */
     uint64_t flows_ignored;     /* not TCP, or too small to be a download */
     uint64_t flows_sampled;     /* skipped for size matching */
+    uint64_t duplicates;        /* the same record again, dropped */
     uint64_t connections;       /* after joining */
     uint64_t downloads;         /* connections considered as downloads */
     uint64_t identified, ambiguous, multi, unmatched;
