@@ -314,27 +314,47 @@ static char *input_join(const char *dir, const char *name)
     return s;
 }
 
+/* nfcapd -S keeps files in year/month/day/hour subdirectories */
+#define INPUT_MAX_DEPTH 8
+
+static int input_read_dir(const char *dir, int depth,
+                          const fdx_read_opts *opts, fdx_flow_fn fn,
+                          void *ud, fdx_read_stats *stats, fdx_error *err,
+                          unsigned *bad);
+
 /*
  * One directory entry.  Returns 0 to go on, a positive value from fn or
  * FDX_ENOMEM to stop, or another negative code to remember and go on.
+ * Subdirectories are read in turn, down to INPUT_MAX_DEPTH levels.
  */
-static int input_dir_entry(const char *path, const char *name,
+static int input_dir_entry(const char *path, const char *name, int depth,
                            const fdx_read_opts *opts, fdx_flow_fn fn,
-                           void *ud, fdx_read_stats *stats, fdx_error *err)
+                           void *ud, fdx_read_stats *stats, fdx_error *err,
+                           unsigned *bad)
 {
     const fdx_logger *log = opts != NULL ? opts->log : NULL;
     enum input_kind kind;
     struct stat sb;
     int rc;
 
-    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+    if (stat(path, &sb) != 0)
+        return 0;
+    if (S_ISDIR(sb.st_mode)) {
+        if (depth < INPUT_MAX_DEPTH)
+            return input_read_dir(path, depth + 1, opts, fn, ud, stats, err,
+                                  bad);
+        fdx__log(log, FDX_LOG_WARN, "input: skipped dir=%s reason=too-deep",
+                 path);
+        return 0;
+    }
+    if (!S_ISREG(sb.st_mode))
         return 0;
     rc = input_sniff(path, &kind, err);
     if (rc != 0)
         return rc;
     if (kind == INPUT_EMPTY || kind == INPUT_UNKNOWN) {
-        fdx__log(log, FDX_LOG_INFO, "input: skipped file=%s reason=%s",
-                 path, kind == INPUT_EMPTY ? "empty" : "unknown-format");
+        fdx__log(log, FDX_LOG_WARN, "input: skipped file=%s reason=%s",
+                 path, kind == INPUT_EMPTY ? "empty" : "not-a-flow-file");
         return 0;
     }
     rc = input_read_kind(path, kind, opts, fn, ud, stats, err);
@@ -343,14 +363,22 @@ static int input_dir_entry(const char *path, const char *name,
                  "input: file being written ends early file=%s", path);
         return 0;
     }
-    if (rc < 0 && rc != FDX_ENOMEM)
+    if (rc < 0 && rc != FDX_ENOMEM) {
         fdx__log(log, FDX_LOG_WARN, "input: %s", err->msg);
+        (*bad)++;
+    }
     return rc;
 }
 
-static int input_read_dir(const char *dir, const fdx_read_opts *opts,
-                          fdx_flow_fn fn, void *ud, fdx_read_stats *stats,
-                          fdx_error *err)
+/*
+ * Reads every flow file below dir, in name order.  A damaged file is
+ * logged and counted in *bad and the others are still read; the first
+ * such code is returned at the end.
+ */
+static int input_read_dir(const char *dir, int depth,
+                          const fdx_read_opts *opts, fdx_flow_fn fn,
+                          void *ud, fdx_read_stats *stats, fdx_error *err,
+                          unsigned *bad)
 {
     char **names = NULL;
     size_t n = 0;
@@ -367,9 +395,10 @@ static int input_read_dir(const char *dir, const fdx_read_opts *opts,
             break;
         }
         memset(&one, 0, sizeof(one));
-        rc = input_dir_entry(path, names[i], opts, fn, ud, stats, &one);
+        rc = input_dir_entry(path, names[i], depth, opts, fn, ud, stats,
+                             &one, bad);
         fdx__free(path);
-        if (rc < 0 && (first == 0 || rc == FDX_ENOMEM) && err != NULL)
+        if (rc == FDX_ENOMEM && err != NULL)
             *err = one;
         if (rc < 0 && first == 0)
             first = rc;
@@ -395,8 +424,15 @@ int fdx_read_path(const char *path, const fdx_read_opts *opts,
     if (stat(path, &sb) != 0)
         return fdx_error_set(err, errno == ENOENT ? FDX_ENOENT : FDX_EIO,
                              "%s: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode))
-        return input_read_dir(path, opts, fn, ud, stats, err);
+    if (S_ISDIR(sb.st_mode)) {
+        unsigned bad = 0;
+        int rc = input_read_dir(path, 0, opts, fn, ud, stats, err, &bad);
+
+        if (rc < 0 && rc != FDX_ENOMEM)
+            fdx_error_set(err, rc, "%s: %u file(s) could not be read; the "
+                          "others were", path, bad);
+        return rc;
+    }
     if (!S_ISREG(sb.st_mode))
         return fdx_error_set(err, FDX_EFORMAT, "%s: not a regular file",
                              path);

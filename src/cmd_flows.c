@@ -82,7 +82,7 @@ int cmd_flows(int argc, char **argv)
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     enum report_format fmt = REPORT_TABLE;
     fdx_read_opts ro = {&cli_logger, NULL};
-    int c;
+    int c, failed = 0;
 
     while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
         switch (c) {
@@ -106,14 +106,18 @@ int cmd_flows(int argc, char **argv)
         printf("exporter,exporter_port,version,domain,template,src,dst,"
                "sport,dport,proto,tcp_flags,octets,packets,first,last,"
                "sampling,rev_octets,rev_packets\n");
+    /* an input that cannot be read is reported; the others still are */
     for (int i = optind; i < argc; i++) {
         fdx_error err = {0, ""};
         int rc = fdx_read_path(argv[i], &ro, print_flow, &fmt, NULL, &err);
 
-        if (rc < 0) {
-            cli_errorf("%s", err.msg[0] ? err.msg : fdx_strerror(rc));
-            return cli_exit_code(rc);
-        }
+        if (rc >= 0)
+            continue;
+        cli_errorf("%s", err.msg[0] ? err.msg : fdx_strerror(rc));
+        if (failed == 0)
+            failed = cli_exit_code(rc);
+        if (rc == FDX_ENOMEM)
+            break;
     }
-    return fflush(stdout) == 0 ? 0 : EX_IOERR;
+    return fflush(stdout) == 0 ? failed : EX_IOERR;
 }

@@ -112,23 +112,32 @@ static int feed_flow(void *ud, const fdx_flow *flow)
     return fdx_scan_add(fd->scan, flow);
 }
 
-static int read_inputs(const scan_args *a, fdx_scan *s, fdx_read_stats *rs)
+/*
+ * Reads every input.  An input that cannot be read is reported and the
+ * others are still read and analysed; *failed gets the exit code of the
+ * first such error.  Returns non-zero only when nothing can go on (out of
+ * memory).
+ */
+static int read_inputs(const scan_args *a, fdx_scan *s, fdx_read_stats *rs,
+                       int *failed)
 {
     fdx_read_opts ro = {&cli_logger, NULL};
     feed fd = {s, 0, isatty(STDERR_FILENO) &&
                          cli_logger.max_level >= FDX_LOG_WARN};
-    int rc = 0;
 
-    for (int i = 0; i < a->ninputs && rc == 0; i++) {
+    for (int i = 0; i < a->ninputs; i++) {
         fdx_error err = {0, ""};
+        int rc = fdx_read_path(a->inputs[i], &ro, feed_flow, &fd, rs, &err);
 
-        rc = fdx_read_path(a->inputs[i], &ro, feed_flow, &fd, rs, &err);
-        if (rc < 0) {
-            if (fd.flows >= PROGRESS_EVERY)
-                fputc('\n', stderr);
-            cli_errorf("%s", err.msg[0] ? err.msg : fdx_strerror(rc));
-            return cli_exit_code(rc);
-        }
+        if (rc >= 0)
+            continue;
+        if (fd.tty && fd.flows >= PROGRESS_EVERY)
+            fputc('\n', stderr);
+        cli_errorf("%s", err.msg[0] ? err.msg : fdx_strerror(rc));
+        if (*failed == 0)
+            *failed = cli_exit_code(rc);
+        if (rc == FDX_ENOMEM)
+            return EX_OSERR;
     }
     if (fd.tty && fd.flows >= PROGRESS_EVERY)
         fprintf(stderr, "\rflowdex: %" PRIu64 " flows read, analysing\n",
@@ -161,7 +170,7 @@ static int run(scan_args *a)
     fdx_error err = {0, ""};
     fdx_read_stats rs;
     fdx_scan_opts so = {&cli_logger, 0};
-    int rc;
+    int rc, failed = 0;
 
     memset(&rs, 0, sizeof(rs));
     rc = fdx_catalog_open(a->catalog, &cat, &err);
@@ -175,7 +184,7 @@ static int run(scan_args *a)
         cli_errorf("out of memory");
         goto out;
     }
-    if ((rc = read_inputs(a, s, &rs)) != 0)
+    if ((rc = read_inputs(a, s, &rs, &failed)) != 0)
         goto out;
     if ((rc = fdx_scan_finish(s)) < 0) {
         cli_errorf("scan: %s", fdx_strerror(rc));
@@ -200,7 +209,7 @@ out:
     fdx_catalog_close(cat);
     if (fflush(stdout) != 0 && rc == 0)
         rc = EX_IOERR;
-    return rc;
+    return rc != 0 ? rc : failed;
 }
 
 static int scan_main(int argc, char **argv, int explain)

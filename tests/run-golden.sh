@@ -61,6 +61,20 @@ status "input of the wrong type" 65 "run-golden.sh" \
 head -c 3000 ../sample/flows/nfcapd.202612031805 >"$tmp/cut.nfcapd"
 status "truncated nfcapd file" 65 "cut.nfcapd" \
     "$FLOWDEX" scan -c "$CAT" "$tmp/cut.nfcapd"
+# a damaged file among good ones: reported, the others still give results
+mkdir -p "$tmp/mixed/sub"
+cp ../sample/flows/nfcapd.202612031805 "$tmp/mixed/sub/"
+cp "$tmp/cut.nfcapd" "$tmp/mixed/"
+"$FLOWDEX" scan --csv -c "$CAT" "$tmp/mixed" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" -eq 65 ] && cmp -s "$tmp/out" golden/scan-nfcapd.csv &&
+   grep -q "cut.nfcapd" "$tmp/err"; then
+    ok "damaged file in a directory"
+else
+    bad "damaged file in a directory (exit $rc)"
+    cat "$tmp/err"
+fi
+
 status "missing input" 66 "no-such-file" \
     "$FLOWDEX" scan -c "$CAT" "$tmp/no-such-file"
 status "no input given" 64 "no input given" "$FLOWDEX" scan -c "$CAT"
