@@ -277,11 +277,37 @@ static void cap_add_stats(const cap_ctx *c, fdx_read_stats *stats)
     stats->limit_hits += d.limit_hits;
 }
 
+/* The decoder's messages, with the capture file named at their end. */
+typedef struct cap_log {
+    const fdx_logger *inner;
+    const char *path;
+} cap_log;
+
+static void cap_log_line(void *ud, int level, const char *line)
+{
+    const cap_log *cl = ud;
+    char buf[1200];
+
+    snprintf(buf, sizeof(buf), "%s file=%s", line, cl->path);
+    cl->inner->fn(cl->inner->ud, level, buf);
+}
+
+static int cap_link_known(int dlt)
+{
+    unsigned et;
+    static const uint8_t zero[64];
+
+    return cap_link(dlt, zero, sizeof(zero), &et) >= 0;
+}
+
 int fdx_read_capture(const char *path, const fdx_read_opts *opts,
                      fdx_flow_fn fn, void *ud, fdx_read_stats *stats,
                      fdx_error *err)
 {
     char ebuf[PCAP_ERRBUF_SIZE] = "";
+    const fdx_logger *log = opts ? opts->log : NULL;
+    cap_log cl = {log, path};
+    fdx_logger wrapped = {cap_log_line, &cl, 0};
     cap_ctx c;
     int rc;
 
@@ -293,8 +319,20 @@ int fdx_read_capture(const char *path, const fdx_read_opts *opts,
     if (c.p == NULL)
         return cap_open_error(path, ebuf, err);
     c.dlt = pcap_datalink(c.p);
+    if (!cap_link_known(c.dlt)) {
+        rc = fdx_error_set(err, FDX_EUNSUPPORTED,
+                           "%s: link type %d (%s) is not supported", path,
+                           c.dlt, pcap_datalink_val_to_name(c.dlt)
+                                      ? pcap_datalink_val_to_name(c.dlt)
+                                      : "unknown");
+        pcap_close(c.p);
+        return rc;
+    }
+    if (log != NULL && log->fn != NULL)
+        wrapped.max_level = log->max_level;
     c.dec = fdx_nf_decoder_new(opts ? opts->limits : NULL,
-                               opts ? opts->log : NULL);
+                               log != NULL && log->fn != NULL ? &wrapped
+                                                              : NULL);
     if (c.dec == NULL) {
         rc = fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", path);
         goto out;

@@ -72,16 +72,18 @@ static void nf_warn(fdx_nf_decoder *dec, const nf_session *s,
         return;
     if (n >= NF_LOG_BURST && n % NF_LOG_EVERY != 0)
         return;
+    /* seen: malformed events so far, this one included (offset: within
+     * the datagram) */
     if (s == NULL) {
         fdx__log(&dec->log, FDX_LOG_WARN, "netflow: %s offset=%zu "
-                 "suppressed=%llu", what, off, (unsigned long long)n);
+                 "seen=%llu", what, off, (unsigned long long)n + 1);
         return;
     }
     fdx__log(&dec->log, FDX_LOG_WARN, "netflow: %s exporter=%s port=%u "
-             "version=%u domain=%lu template=%u offset=%zu suppressed=%llu",
+             "version=%u domain=%lu template=%u offset=%zu seen=%llu",
              what, fdx_addr_format(&s->exporter, ab, sizeof(ab)),
              (unsigned)s->port, (unsigned)s->version,
-             (unsigned long)s->domain, tid, off, (unsigned long long)n);
+             (unsigned long)s->domain, tid, off, (unsigned long long)n + 1);
 }
 
 static void nf_bad(nf_ctx *c, unsigned tid, size_t off, const char *what)
