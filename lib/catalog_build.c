@@ -1255,7 +1255,11 @@ int fdx_catalog_build(const char *const *sources, size_t nsources,
             goto cleanup;
     if (b.norigins == 0) {
         rc = fdx_error_set(err, FDX_ENOENT, "no suite of the sources "
-                           "matches --suite");
+                           "matches --suite %s%s",
+                           opts && opts->suites && opts->suites[0]
+                               ? opts->suites[0] : "",
+                           opts && opts->suites && opts->suites[0] &&
+                                   opts->suites[1] ? " ..." : "");
         goto cleanup;
     }
     rc = write_catalog(&b, out_path);

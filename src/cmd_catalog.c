@@ -144,6 +144,10 @@ static int cmd_build(int argc, char **argv)
         cli_errorf("%s", err.msg);
         return build_exit(rc, a.out);
     }
+    if (st.packages == 0)
+        cli_warn("event=catalog_empty file=%s note=\"no package matched "
+                 "the sources%s; only index files were written\"", a.out,
+                 a.narches ? " and --arch" : "");
     if (!a.quiet)
         fprintf(stderr, "%s: wrote %s: %" PRIu64 " packages and %" PRIu64
                 " index files from %" PRIu64 " suites (%" PRIu64

@@ -39,7 +39,13 @@ static int print_flow(void *ud, const fdx_flow *f)
     char ex[FDX_ADDRSTRLEN], sa[FDX_ADDRSTRLEN], da[FDX_ADDRSTRLEN];
     char t1[40], t2[40];
 
-    fdx_addr_format(&f->exporter, ex, sizeof(ex));
+    static const fdx_addr none;
+
+    /* nfcapd files and IPFIX files may not name the exporter */
+    if (fdx_addr_cmp(&f->exporter, &none) == 0)
+        snprintf(ex, sizeof(ex), "-");
+    else
+        fdx_addr_format(&f->exporter, ex, sizeof(ex));
     fdx_addr_format(&f->src, sa, sizeof(sa));
     fdx_addr_format(&f->dst, da, sizeof(da));
     report_time(f->first_ms, t1, sizeof(t1));
