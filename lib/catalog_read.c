@@ -156,8 +156,8 @@ static int load(fdx_catalog *c, const char *path, fdx_error *err)
     if (pread(fd, head, sizeof(head), 0) < 0 ||
         fdx__comp_detect(head, sizeof(head)) != FDX__COMP_PLAIN ||
         size == 0) {
-        uint8_t *buf;
-        size_t n;
+        uint8_t *buf = NULL;
+        size_t n = 0;
 
         rc = fdx__decompress_file(path, FDX__CAT_MAX_INFLATED, &buf, &n,
                                   err);

@@ -421,6 +421,8 @@ int fdx__decompress_file(const char *path, size_t max_out, uint8_t **out,
     size_t n;
     int rc;
 
+    *out = NULL;
+    *out_len = 0;
     /* A compressed file is never larger than its output cap here. */
     rc = fdx__read_file(path, max_out, &raw, &n, err);
     if (rc != 0)
