@@ -4,8 +4,9 @@
 Usage: check-cases.py DUMP_FLOWS [CASES_DIR]
 
 DUMP_FLOWS is the tests/dump-flows helper built with the library; CASES_DIR
-holds <case>.pcap and <case>.expect.json (default
-/work/shared/cases/exporters).  For every case the flow records (records of
+holds <case>.pcap and <case>.expect.json (default tests/data/exporters,
+a copy of the real exporters' captures and tshark 4.0.17's reading of them,
+see its README.md).  For every case the flow records (records of
 data sets; options records are not flows and are not emitted) are compared
 with tshark's: their number and the multiset of (octets, packets).  tshark's
 octets/packets are IE 1/2, else IE 85/86 (permanent_*).  Where the case
@@ -107,17 +108,19 @@ def check_case(dump, cases, name):
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
+    if len(sys.argv) < 2 or sys.argv[1] in ('-h', '--help'):
+        print(__doc__)
+        sys.exit(0 if len(sys.argv) >= 2 else 2)
     dump = sys.argv[1]
     cases = sys.argv[2] if len(sys.argv) > 2 else \
-        '/work/shared/cases/exporters'
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data',
+                     'exporters')
     names = sorted(os.path.basename(p)[:-len('.expect.json')] for p in
                    glob.glob(os.path.join(cases, '*.expect.json')))
     if not names:
         sys.exit('no cases in ' + cases)
     bad = [n for n in names if not check_case(dump, cases, n)]
-    print('%d cases, %d failed' % (len(names), len(bad)))
+    print('%d passed, %d failed' % (len(names) - len(bad), len(bad)))
     sys.exit(1 if bad else 0)
 
 
