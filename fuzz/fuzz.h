@@ -39,6 +39,14 @@ void fuzz_fail_alloc(unsigned n);
  * size, so that about one input in eleven runs out of memory somewhere. */
 void fuzz_fail_alloc_by_size(size_t size);
 
+/*
+ * Fills the stack below the caller with 0xA5 bytes, so that a local the
+ * library reads before setting holds the same garbage on every run (a
+ * pointer of 0xA5A5... faults when used or freed) instead of whatever
+ * the previous input left there.  Call it right before each entry point.
+ */
+void fuzz_dirty_stack(void);
+
 /* A logger that formats every message and reads the line it gets. */
 extern const fdx_logger fuzz_logger;
 

@@ -103,6 +103,7 @@ static const uint8_t *fix_crc(const uint8_t *data, size_t size,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fdx_catalog *cat = NULL;
+    const char *path;
     fdx_error err;
     uint8_t *copy = NULL;
     int rc;
@@ -111,7 +112,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         data = fix_crc(data, size, &copy);
     memset(&err, 0, sizeof(err));
     fuzz_fail_alloc_by_size(size);
-    rc = fdx_catalog_open(fuzz_file(data, size), &cat, &err);
+    path = fuzz_file(data, size);
+    fuzz_dirty_stack();
+    rc = fdx_catalog_open(path, &cat, &err);
     free(copy);
     if (rc != 0) {
         if (rc > 0 || rc < FDX_ENOTFOUND || err.code != rc ||

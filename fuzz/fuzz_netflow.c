@@ -54,6 +54,7 @@ static void decode_one(fdx_nf_decoder *dec, uint8_t sel,
         fdx_addr_from_v6(&a, e->addr);
     else
         fdx_addr_from_v4(&a, e->addr);
+    fuzz_dirty_stack();
     rc = fdx_nf_decode(dec, &a, e->port, copy, n, now, fuzz_flow_cb, ff);
     free(copy);
     if (ff->stopped && !stopped) {
@@ -83,6 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_fail_alloc(0);
         ff.stop_after = data[0] >> 2 & 0x1f;
     }
+    fuzz_dirty_stack();
     dec = fdx_nf_decoder_new(data[0] & 1 ? &tiny : NULL,
                              data[0] & 2 ? NULL : &fuzz_logger);
     if (dec == NULL) {

@@ -69,6 +69,7 @@ static void fuzz_release(const uint8_t *data, size_t size)
     int rc;
 
     memset(&err, 0, sizeof(err));
+    fuzz_dirty_stack();
     rc = fdx__release_parse(buf, size, "InRelease", &r, &err);
     if (rc == 0) {
         query_release(&r);
@@ -104,6 +105,7 @@ static void fuzz_packages(const uint8_t *data, size_t size)
     if ((size & 0x18) != 0x18)
         ps.stop_after = 0;
     memset(&err, 0, sizeof(err));
+    fuzz_dirty_stack();
     rc = fdx__packages_parse(buf, size, "Packages", pkg_cb, &ps, &skipped,
                              &fuzz_logger, &err);
     if (rc == FUZZ_STOP_RC) {

@@ -33,6 +33,7 @@ static int fuzz_reader(fuzz_reader_fn read, const uint8_t *data,
     if ((size & 0x180) == 0x180)
         opts.limits = &tiny;
     fuzz_fail_alloc_by_size(size);
+    fuzz_dirty_stack();
     rc = read(path, &opts, fuzz_flow_cb, &ff, &st, &err);
     fuzz_check_read(rc, &err, &ff, &st);
     return 0;

@@ -25,6 +25,17 @@ void fuzz_fail(const char *fmt, ...)
     abort();
 }
 
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+void fuzz_dirty_stack(void)
+{
+    volatile uint8_t junk[32768];
+
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = 0xA5;
+}
+
 static int fuzz_fd = -1;
 static char fuzz_path[64];
 

@@ -83,6 +83,8 @@ for t in $targets; do
             [ -f "$f" ] || continue
             echo "fuzz: reproducer $f ($(wc -c <"$f") bytes):" >&2
             od -A x -t x1z -v "$f" | head -32 >&2
+            echo "fuzz: replay: $build/fuzz/fuzz_$t $f; keep it as a" \
+                "regression test: cp $f fuzz/corpus/$t/" >&2
         done
     fi
 done
