@@ -33,13 +33,13 @@ static int is_arch_neutral(const char *arch)
     return arch[0] == '\0' || strcmp(arch, "all") == 0;
 }
 
-int fdx__entry_in_hyp(const fdx_scan *s, const fdx_entry *e, size_t h)
+int fdx__entry_in_hyp(const fdx_scan *s, size_t entry, size_t h)
 {
-    const fdx__hyp *hy = &s->hyps[h];
+    int a = s->entry_arch[entry];
 
-    if (s->origin_group[e->origin] != hy->group)
+    if (s->entry_group[entry] != s->hyps[h].group)
         return 0;
-    return is_arch_neutral(e->arch) || strcmp(e->arch, hy->arch) == 0;
+    return a == -1 || (a >= 0 && (size_t)a == h % s->narches);
 }
 
 static size_t count_sizes(const uint64_t *v, size_t nv, uint64_t lo,
@@ -66,19 +66,48 @@ static size_t count_sizes(const uint64_t *v, size_t nv, uint64_t lo,
     return a - c;
 }
 
-double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi,
-                         int index)
+/*
+ * Files per byte of h's packages (or index files) around size center:
+ * counted within 2 % (at least 2000 bytes) either side, so that the
+ * estimate follows the catalog's size distribution without being thrown
+ * by the file that matched.
+ */
+static double density_at(const fdx__hyp *h, double center, int index)
 {
-    double width = (double)(hi - lo + 1);
-    double center = ((double)lo + (double)hi) / 2.0;
-    double w = fmax(2000.0, fmax(0.02 * center, 50.0 * width));
+    double w = fmax(2000.0, 0.02 * center);
     uint64_t a = center > w ? (uint64_t)(center - w) : 0;
     size_t n = index ? count_sizes(h->isizes, h->nisizes, a,
                                    (uint64_t)(center + w))
                      : count_sizes(h->sizes, h->nsizes, a,
                                    (uint64_t)(center + w));
 
-    return (double)n * width / (center + w - (double)a + 1.0);
+    return (double)n / (center + w - (double)a + 1.0);
+}
+
+/* Densities are tabulated once per hypothesis on log-spaced sizes. */
+static void hyp_densities(fdx__hyp *h)
+{
+    double c = FDX__BUCKET_MIN;
+
+    for (int b = 0; b < FDX__NBUCKET; b++, c *= FDX__BUCKET_RATIO) {
+        h->density[0][b] = (float)density_at(h, c, 0);
+        h->density[1][b] = (float)density_at(h, c, 1);
+    }
+}
+
+double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi,
+                         int index)
+{
+    double width = (double)(hi - lo + 1);
+    double center = ((double)lo + (double)hi) / 2.0;
+    int b = center <= FDX__BUCKET_MIN
+                ? 0
+                : (int)(log(center / FDX__BUCKET_MIN) /
+                        log(FDX__BUCKET_RATIO) + 0.5);
+
+    if (b >= FDX__NBUCKET)
+        b = FDX__NBUCKET - 1;
+    return (double)h->density[index != 0][b] * width;
 }
 
 /* Origins with the same family and release form one group. */
@@ -163,16 +192,24 @@ static int fill_hyps(fdx_scan *s, size_t na, const char **arches)
     size_t *caps = fdx__calloc(s->nhyps ? 2 * s->nhyps : 1, sizeof(*caps));
     int rc = 0;
 
-    if (caps == NULL)
+    s->narches = na;
+    s->entry_group = fdx__malloc((n ? n : 1) * sizeof(*s->entry_group));
+    s->entry_arch = fdx__malloc((n ? n : 1) * sizeof(*s->entry_arch));
+    if (caps == NULL || s->entry_group == NULL || s->entry_arch == NULL) {
+        fdx__free(caps);
         return FDX_ENOMEM;
+    }
     for (size_t i = 0; i < n && rc == 0; i++) {
         fdx_entry e;
         size_t base, a;
 
         fdx_catalog_entry(s->cat, i, &e);
+        s->entry_group[i] = s->origin_group[e.origin];
+        s->entry_arch[i] = -1;
         base = s->origin_group[e.origin] * na;
         if (!is_arch_neutral(e.arch)) {
             a = find_arch(arches, na, e.arch);
+            s->entry_arch[i] = (int16_t)(a < na ? (int)a : -2);
             if (a < na)
                 rc = hyp_push_size(&s->hyps[base + a], &e,
                                    &caps[2 * (base + a)]);
@@ -211,6 +248,8 @@ int fdx__hyps_build(fdx_scan *s)
         rc = make_hyps(s, g, ng, arches, na);
     if (rc == 0)
         rc = fill_hyps(s, na, arches);
+    for (size_t h = 0; rc == 0 && h < s->nhyps; h++)
+        hyp_densities(&s->hyps[h]);
     fdx__free(g);
     return rc;
 }
@@ -223,15 +262,20 @@ void fdx__hyps_free(fdx_scan *s)
     }
     fdx__free(s->hyps);
     fdx__free(s->origin_group);
+    fdx__free(s->entry_group);
+    fdx__free(s->entry_arch);
+    s->entry_group = NULL;
+    s->entry_arch = NULL;
     s->hyps = NULL;
     s->origin_group = NULL;
     s->nhyps = 0;
 }
 
 /*
- * How the lengths of the catalog's paths are spread: the request side
- * tells a path's length, and the chance that a random file has a length
- * in the allowed window scales the chance of a match.
+ * Per-entry tables (path length, file class), and how the lengths of the
+ * catalog's paths are spread: the request side tells a path's length, and
+ * the chance that a random file has a length in the allowed window scales
+ * the chance of a match.
  */
 int fdx__path_hist_build(fdx_scan *s)
 {
@@ -240,7 +284,9 @@ int fdx__path_hist_build(fdx_scan *s)
 
     s->path_max = FDX__MAX_PATH;
     s->path_cum = fdx__calloc(s->path_max + 2, sizeof(*s->path_cum));
-    if (s->path_cum == NULL)
+    s->path_len = fdx__malloc((n ? n : 1) * sizeof(*s->path_len));
+    s->file_class = fdx__malloc(n ? n : 1);
+    if (s->path_cum == NULL || s->path_len == NULL || s->file_class == NULL)
         return FDX_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         fdx_entry e;
@@ -248,6 +294,8 @@ int fdx__path_hist_build(fdx_scan *s)
 
         fdx_catalog_entry(s->cat, i, &e);
         l = strlen(e.path);
+        s->path_len[i] = (uint16_t)(l < UINT16_MAX ? l : UINT16_MAX);
+        s->file_class[i] = (uint8_t)fdx__file_class(e.path);
         sum += (double)l;
         s->path_cum[(l < s->path_max ? l : s->path_max) + 1]++;
     }
@@ -332,8 +380,8 @@ static int resolve(const fdx_scan *s, const fdx_evidence *ev, size_t h,
         return 0;
     for (uint32_t k = 0; k < ev->ncand; k++) {
         fdx_catalog_entry(s->cat, ev->cand[k], &e);
-        if (any_arch ? s->origin_group[e.origin] != s->hyps[h].group
-                     : !fdx__entry_in_hyp(s, &e, h))
+        if (any_arch ? s->entry_group[ev->cand[k]] != s->hyps[h].group
+                     : !fdx__entry_in_hyp(s, ev->cand[k], h))
             continue;
         if (!found) {
             first = e;

@@ -61,13 +61,9 @@ static void http_class(const fdx_scan *s, fdx__cands *cs, int64_t t, int cls,
         window_note(cs, lo, hi, cls != FDX__CLASS_DEB);
         cs->center = (double)s0;
         n = fdx_catalog_range(s->cat, lo, hi, &first);
-        for (size_t i = first; i < first + n; i++) {
-            fdx_entry e;
-
-            fdx_catalog_entry(s->cat, i, &e);
-            if (fdx__file_class(e.path) == cls)
+        for (size_t i = first; i < first + n; i++)
+            if (fdx__entry_class(s, i) == cls)
                 cands_add(cs, (uint32_t)i);
-        }
     }
 }
 
@@ -194,11 +190,8 @@ static void request_filter(const fdx_scan *s, const fdx__server *sv,
     ev->path_lo = (uint16_t)(lo < 1 ? 1 : lo);
     ev->path_hi = (uint16_t)hi;
     for (size_t i = 0; i < cs->n; i++) {
-        fdx_entry e;
-        int64_t l;
+        int64_t l = (int64_t)fdx__entry_path_len(s, cs->v[i]);
 
-        fdx_catalog_entry(s->cat, cs->v[i], &e);
-        l = (int64_t)strlen(e.path);
         for (int k = 0; k < sv->req.n; k++)
             if (l >= q - sv->req.d[k] - tol && l <= q - sv->req.d[k] + tol) {
                 cs->v[m++] = cs->v[i];
@@ -276,17 +269,21 @@ static void score_hyps(const fdx_scan *s, const fdx__cands *cs,
     double share = ev->path_hi ? fdx__path_share(s, ev->path_lo, ev->path_hi)
                                : 1.0;
 
-    for (size_t h = 0; h < s->nhyps; h++) {
-        size_t nh = 0;
+    for (size_t h = 0; h < s->nhyps; h++)
+        lr[h] = 0;
+    /* lr[] first counts, per hypothesis, the candidates it could fetch */
+    for (size_t k = 0; k < cs->n; k++) {
+        size_t g = s->entry_group[cs->v[k]], na = s->narches;
+        int a = s->entry_arch[cs->v[k]];
 
-        for (size_t k = 0; k < cs->n; k++) {
-            fdx_entry ent;
-
-            fdx_catalog_entry(s->cat, cs->v[k], &ent);
-            nh += (size_t)fdx__entry_in_hyp(s, &ent, h);
-        }
-        lr[h] = fdx__lr((double)nh, fdx__cands_expected(s, cs, h) * share);
+        if (a == -1)
+            for (size_t h = g * na; h < (g + 1) * na; h++)
+                lr[h] += 1;
+        else if (a >= 0)
+            lr[g * na + (size_t)a] += 1;
     }
+    for (size_t h = 0; h < s->nhyps; h++)
+        lr[h] = fdx__lr(lr[h], fdx__cands_expected(s, cs, h) * share);
 }
 
 int fdx__conn_explained(const fdx_scan *s, const fdx__server *sv,
@@ -364,11 +361,16 @@ static void ev_fill(const fdx_scan *s, const fdx__cands *cs,
  */
 static int repository(const fdx_scan *s, const fdx__server *sv)
 {
+    const fdx__server *end = s->servers + s->nservers, *p;
+
     if (fdx__server_calibrated(sv))
         return 1;
-    for (size_t i = 0; i < s->nservers; i++)
-        if (memcmp(&s->servers[i].addr, &sv->addr, sizeof(sv->addr)) == 0 &&
-            fdx__server_calibrated(&s->servers[i]))
+    /* servers are sorted by address, then port: look at sv's neighbours */
+    for (p = sv; p > s->servers &&
+                 memcmp(&p[-1].addr, &sv->addr, sizeof(sv->addr)) == 0;)
+        p--;
+    for (; p < end && memcmp(&p->addr, &sv->addr, sizeof(sv->addr)) == 0; p++)
+        if (fdx__server_calibrated(p))
             return 1;
     return 0;
 }

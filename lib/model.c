@@ -116,15 +116,16 @@ static int vote_cmp(const void *a, const void *b)
  * True when entry e's path has the length the request side allows (always
  * when no request constant is known yet or the request was not seen).
  */
-static int path_fits(const fdx__modes *req, const fdx__conn *c, int hdr,
-                     const fdx_entry *e)
+static int path_fits(const fdx_scan *s, const fdx__modes *req,
+                     const fdx__conn *c, int hdr, size_t entry)
 {
     int64_t q, len;
 
     if (req == NULL || req->n == 0 || !fdx__request_octets(c, hdr, &q))
         return 1;
     len = q - req->d[0];
-    return llabs((int64_t)strlen(e->path) - len) <= FDX__REQ_TOL_HTTP;
+    return llabs((int64_t)fdx__entry_path_len(s, entry) - len) <=
+           FDX__REQ_TOL_HTTP;
 }
 
 /*
@@ -150,24 +151,19 @@ static int conn_votes(const fdx_scan *s, const fdx__conn *c, uint32_t id,
         n = fdx_catalog_range(s->cat, lo, hi, &first);
         if (n > FDX__VOTE_SCAN_MAX)
             continue;
-        for (size_t i = first; i < first + n && m <= FDX__VOTE_MAX_CAND; i++) {
-            fdx_entry e;
-
-            fdx_catalog_entry(s->cat, i, &e);
-            if (path_fits(req, c, hdr, &e))
+        for (size_t i = first; i < first + n && m <= FDX__VOTE_MAX_CAND; i++)
+            if (path_fits(s, req, c, hdr, i))
                 keep[m++] = (uint32_t)i;
-        }
         if (m == 0 || m > FDX__VOTE_MAX_CAND)
             continue;
         for (size_t i = 0; i < m; i++) {
-            fdx_entry e;
+            uint64_t size = fdx_catalog_size(s->cat, keep[i]);
             vote v;
 
-            fdx_catalog_entry(s->cat, keep[i], &e);
             v.conn = id;
             v.variant = (uint8_t)variant;
-            v.cls = (uint8_t)fdx__file_class(e.path);
-            v.d = (int32_t)(p - e.size) - fdx__digits(e.size);
+            v.cls = (uint8_t)fdx__entry_class(s, keep[i]);
+            v.d = (int32_t)(p - size) - fdx__digits(size);
             v.w = 1.0 / (double)m;
             if (votes_push(vs, &v) < 0)
                 return FDX_ENOMEM;
@@ -329,20 +325,35 @@ static void pick_alternates(fdx__server *sv, vote *v, size_t n)
     }
 }
 
-/* True when conn voted, in v[0..n), within a byte of a learned size. */
-static int conn_explained(const fdx__server *sv, const vote *v, size_t n,
-                          uint32_t conn)
+/*
+ * The connections whose votes in v[0..n) lie within a byte of a learned
+ * size, as a sorted list of ids (*out, fdx__malloc'd; NULL if none).
+ */
+static size_t explained_conns(const fdx__server *sv, const vote *v, size_t n,
+                              uint32_t **out)
 {
-    for (size_t i = 0; i < n; i++) {
-        const fdx__modes *m = &sv->base[v[i].variant][v[i].cls];
+    uint32_t *ids = fdx__malloc((n ? n : 1) * sizeof(*ids));
+    size_t m = 0;
 
-        if (v[i].conn != conn)
-            continue;
-        for (int k = 0; k < m->n; k++)
-            if (v[i].d >= m->d[k] - 1 && v[i].d <= m->d[k] + 1)
-                return 1;
+    *out = ids;
+    if (ids == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const fdx__modes *b = &sv->base[v[i].variant][v[i].cls];
+
+        for (int k = 0; k < b->n; k++)
+            if (v[i].d >= b->d[k] - 1 && v[i].d <= b->d[k] + 1) {
+                ids[m++] = v[i].conn;
+                break;
+            }
     }
-    return 0;
+    qsort(ids, m, sizeof(*ids), u32_cmp);
+    return m;
+}
+
+static int id_in(const uint32_t *ids, size_t n, uint32_t id)
+{
+    return bsearch(&id, ids, n, sizeof(*ids), u32_cmp) != NULL;
 }
 
 /*
@@ -354,7 +365,8 @@ static int conn_explained(const fdx__server *sv, const vote *v, size_t n,
  */
 static void pick_bases(fdx__server *sv, vote *v, size_t n)
 {
-    size_t first_end;
+    uint32_t *ids = NULL;
+    size_t first_end, nids = 0;
 
     qsort(v, n, sizeof(*v), vote_cmp);
     for (first_end = 0; first_end < n && v[first_end].variant == 0;)
@@ -364,9 +376,11 @@ static void pick_bases(fdx__server *sv, vote *v, size_t n)
 
         while (j < n && v[j].variant == v[i].variant && v[j].cls == v[i].cls)
             j++;
+        if (v[i].variant > 0 && ids == NULL)
+            nids = explained_conns(sv, v, first_end, &ids);
         if (v[i].variant > 0) {
             for (size_t k = i; k < j; k++)
-                if (!conn_explained(sv, v, first_end, v[k].conn))
+                if (!id_in(ids, nids, v[k].conn))
                     v[m++] = v[k];
         } else {
             m = j;
@@ -375,6 +389,7 @@ static void pick_bases(fdx__server *sv, vote *v, size_t n)
                    &sv->base[v[i].variant][v[i].cls]);
         i = j;
     }
+    fdx__free(ids);
 }
 
 static int conn_server_cmp(const void *a, const void *b, void *arg)
@@ -441,14 +456,12 @@ static int conn_req_votes(const fdx_scan *s, const fdx__server *sv,
         !fdx__request_octets(c, cs.hdr, &q))
         return 0;
     for (size_t i = 0; i < cs.n; i++) {
-        fdx_entry e;
         vote v;
 
-        fdx_catalog_entry(s->cat, cs.v[i], &e);
         v.conn = id;
         v.variant = 0;
         v.cls = 0;
-        v.d = (int32_t)(q - (int64_t)strlen(e.path));
+        v.d = (int32_t)(q - (int64_t)fdx__entry_path_len(s, cs.v[i]));
         v.w = 1.0 / (double)cs.n;
         if (votes_push(vs, &v) < 0)
             return FDX_ENOMEM;

@@ -44,6 +44,8 @@ void fdx_scan_free(fdx_scan *s)
     fdx__free(s->halves.v);
     fdx__hyps_free(s);
     fdx__free(s->path_cum);
+    fdx__free(s->path_len);
+    fdx__free(s->file_class);
     fdx__free(s);
 }
 

@@ -139,6 +139,10 @@ double fdx__lr(double n, double e);
 /* Expected chance count of hypothesis h's files in cs's windows. */
 double fdx__cands_expected(const fdx_scan *s, const fdx__cands *cs, size_t h);
 
+#define FDX__NBUCKET 600
+#define FDX__BUCKET_MIN 1000.0
+#define FDX__BUCKET_RATIO 1.03
+
 /* An OS hypothesis: one release of one family on one architecture. */
 typedef struct fdx__hyp {
     const char *family, *release, *codename, *arch;
@@ -147,6 +151,9 @@ typedef struct fdx__hyp {
     size_t nsizes;
     uint64_t *isizes;  /* every index file (InRelease, Packages...), sorted */
     size_t nisizes;
+    /* files per byte around each size, for packages and index files:
+     * bucket b is centred on FDX__BUCKET_MIN * FDX__BUCKET_RATIO^b */
+    float density[2][FDX__NBUCKET];
     double score;
 } fdx__hyp;
 
@@ -162,6 +169,11 @@ struct fdx_scan {
     fdx__hyp *hyps;
     size_t nhyps;
     uint32_t *origin_group;   /* origin index -> release group index */
+    size_t narches;           /* hyps[g * narches + a]: group g, arch a */
+    uint32_t *entry_group;    /* per catalog entry: its release group */
+    int16_t *entry_arch;      /* per entry: arch index, -1 any, -2 none */
+    uint16_t *path_len;       /* per catalog entry: its path's length */
+    uint8_t *file_class;      /* per catalog entry: FDX__CLASS_* */
     uint64_t *path_cum;       /* path_cum[L]: catalog paths shorter than L */
     size_t path_max;          /* longest path length counted */
     double path_mean;
@@ -177,7 +189,7 @@ struct fdx_scan {
 int fdx__hyps_build(fdx_scan *s);
 void fdx__hyps_free(fdx_scan *s);
 /* Hypothesis index set for an entry's arch and origin: calls fn per hyp. */
-int fdx__entry_in_hyp(const fdx_scan *s, const fdx_entry *e, size_t h);
+int fdx__entry_in_hyp(const fdx_scan *s, size_t entry, size_t h);
 
 int fdx__servers_calibrate(fdx_scan *s);
 /* Logs what was learned of each server, at info level. */
@@ -204,6 +216,17 @@ int fdx__infer_hosts(fdx_scan *s);
 
 /* Share of catalog paths whose length lies in [lo, hi]. */
 double fdx__path_share(const fdx_scan *s, uint32_t lo, uint32_t hi);
+
+/* Path length and file class of catalog entry i, from tables made once. */
+static inline size_t fdx__entry_path_len(const fdx_scan *s, size_t i)
+{
+    return s->path_len[i];
+}
+
+static inline int fdx__entry_class(const fdx_scan *s, size_t i)
+{
+    return s->file_class[i];
+}
 /* Mean length of the catalog's paths. */
 double fdx__path_mean(const fdx_scan *s);
 int fdx__path_hist_build(fdx_scan *s);
