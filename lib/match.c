@@ -354,27 +354,6 @@ static void ev_fill(const fdx_scan *s, const fdx__cands *cs,
     ev->kind = one_file(s, cs) ? FDX_EV_FILE : FDX_EV_AMBIGUOUS;
 }
 
-/*
- * A repository server: one whose HTTP model was learned, or a TLS port on
- * an address with such a server.  Connections to it that fit no file are
- * still evidence that the host uses the repository.
- */
-static int repository(const fdx_scan *s, const fdx__server *sv)
-{
-    const fdx__server *end = s->servers + s->nservers, *p;
-
-    if (fdx__server_calibrated(sv))
-        return 1;
-    /* servers are sorted by address, then port: look at sv's neighbours */
-    for (p = sv; p > s->servers &&
-                 memcmp(&p[-1].addr, &sv->addr, sizeof(sv->addr)) == 0;)
-        p--;
-    for (; p < end && memcmp(&p->addr, &sv->addr, sizeof(sv->addr)) == 0; p++)
-        if (fdx__server_calibrated(p))
-            return 1;
-    return 0;
-}
-
 void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
                      double *lr, uint32_t *scratch, size_t cap)
 {
@@ -387,13 +366,15 @@ void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
     ev_init(ev, c);
     for (size_t h = 0; h < s->nhyps; h++)
         lr[h] = 0;
+    /* sampled byte counts cannot be matched; the host's sampled web
+     * connections are noted, so that its "unknown" can be told apart */
     if (c->sampled) {
-        ev->kind = FDX_EV_SAMPLED;
+        if (c->sport == 80 || c->sport == 443 || sv != NULL)
+            ev->kind = FDX_EV_SAMPLED;
         return;
     }
+    /* only repository servers are listed (model.c) */
     if (sv == NULL || c->s2c_octets == 0)
-        return;
-    if (!sv->tls && !fdx__server_calibrated(sv))
         return;
     ev->transport = sv->tls ? FDX_TR_TLS : FDX_TR_HTTP;
     if (several_files(s, sv, c, &ev->est_files)) {
@@ -403,8 +384,7 @@ void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
     fdx__size_cands(s, sv, c, &cs);
     request_filter(s, sv, c, &cs, ev);
     if (cs.n == 0) {
-        if (repository(s, sv))
-            ev->kind = FDX_EV_UNMATCHED;
+        ev->kind = FDX_EV_UNMATCHED;
         return;
     }
     score_hyps(s, &cs, ev, lr);

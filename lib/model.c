@@ -82,6 +82,9 @@ int fdx__hdr_octets(int v4, int variant)
     return (v4 ? 40 : 60) + (variant == 0 ? 12 : 0);
 }
 
+static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
+                         size_t n);
+
 static int is_tls_port(uint16_t port)
 {
     return port == 443 || port == 8443;
@@ -555,15 +558,11 @@ static int vote_bases(const fdx_scan *s, fdx__server *sv, const uint32_t *idx,
 static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
                          size_t n)
 {
-    int rc = 0;
+    int rc;
 
-    sv->tls = (uint8_t)is_tls_port(sv->port);
     sv->req_single = median_request(s->conns, idx, n);
-    if (!sv->tls)
-        rc = vote_bases(s, sv, idx, n, NULL);
-    /* over TLS the request constant depends on the client's TLS stack;
-     * tlsfit.c learns it per client */
-    if (rc == 0 && !sv->tls && fdx__server_calibrated(sv))
+    rc = vote_bases(s, sv, idx, n, NULL);
+    if (rc == 0 && fdx__server_calibrated(sv))
         rc = calibrate_request(s, sv, idx, n);
     if (rc == 0 && sv->req.n > 0) {
         fdx__server again = *sv;
@@ -588,15 +587,80 @@ static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
     return rc;
 }
 
-static int server_push(fdx_scan *s, const fdx__conn *c, size_t *cap)
+static int server_push(fdx_scan *s, const fdx__server *sv, size_t *cap)
 {
     if (fdx__grow(&s->servers, cap, s->nservers, sizeof(*s->servers)) < 0)
         return FDX_ENOMEM;
-    memset(&s->servers[s->nservers], 0, sizeof(s->servers[0]));
-    s->servers[s->nservers].addr = c->server;
-    s->servers[s->nservers].port = c->sport;
-    s->nservers++;
+    s->servers[s->nservers++] = *sv;
     return 0;
+}
+
+static int server_cmp(const void *a, const void *b)
+{
+    const fdx__server *x = a, *y = b;
+    int c = memcmp(&x->addr, &y->addr, sizeof(x->addr));
+
+    return c != 0 ? c : (int)x->port - (int)y->port;
+}
+
+/* Connections that could have carried a download (bytes to the client). */
+#define FDX__MIN_DOWNLOAD 1000
+
+static size_t downloads_in(const fdx_scan *s, const uint32_t *idx, size_t n)
+{
+    size_t d = 0;
+
+    for (size_t i = 0; i < n; i++)
+        d += !s->conns[idx[i]].sampled &&
+             s->conns[idx[i]].s2c_octets >= FDX__MIN_DOWNLOAD;
+    return d;
+}
+
+/* True when an HTTP server at addr was calibrated (first pass). */
+static int repository_addr(const fdx_scan *s, size_t n, const fdx_addr *a)
+{
+    for (size_t lo = 0, hi = n; lo < hi;) {
+        size_t mid = (lo + hi) / 2;
+        int c = memcmp(&s->servers[mid].addr, a, sizeof(*a));
+
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+/*
+ * One run of connections to one server endpoint.  The first pass learns
+ * HTTP servers, and keeps those it could calibrate: only they are
+ * repository servers.  The second keeps TLS ports on their addresses;
+ * HTTPS elsewhere is no repository flowdex knows.
+ */
+static int server_group(fdx_scan *s, int pass, const uint32_t *idx,
+                        size_t n, size_t *cap)
+{
+    const fdx__conn *c = &s->conns[idx[0]];
+    fdx__server sv;
+    int rc;
+
+    memset(&sv, 0, sizeof(sv));
+    sv.addr = c->server;
+    sv.port = c->sport;
+    sv.tls = (uint8_t)is_tls_port(sv.port);
+    if (pass == 0) {
+        if (sv.tls || downloads_in(s, idx, n) < 2)
+            return 0;
+        if ((rc = calibrate_one(s, &sv, idx, n)) != 0)
+            return rc;
+        return fdx__server_calibrated(&sv) ? server_push(s, &sv, cap) : 0;
+    }
+    if (!sv.tls || !repository_addr(s, s->st.servers_calibrated, &sv.addr))
+        return 0;
+    sv.req_single = median_request(s->conns, idx, n);
+    return server_push(s, &sv, cap);
 }
 
 int fdx__servers_calibrate(fdx_scan *s)
@@ -613,25 +677,21 @@ int fdx__servers_calibrate(fdx_scan *s)
     for (size_t i = 0; i < s->nconns; i++)
         idx[i] = (uint32_t)i;
     qsort_r(idx, s->nconns, sizeof(*idx), conn_server_cmp, s->conns);
-    for (size_t i = 0; i < s->nconns && rc == 0;) {
-        size_t j = i + 1;
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        for (size_t i = 0; i < s->nconns && rc == 0;) {
+            size_t j = i + 1;
 
-        while (j < s->nconns &&
-               conn_server_cmp(&idx[i], &idx[j], s->conns) == 0)
-            j++;
-        rc = server_push(s, &s->conns[idx[i]], &cap);
-        if (rc == 0)
-            rc = calibrate_one(s, &s->servers[s->nservers - 1], idx + i,
-                               j - i);
-        i = j;
+            while (j < s->nconns &&
+                   conn_server_cmp(&idx[i], &idx[j], s->conns) == 0)
+                j++;
+            rc = server_group(s, pass, idx + i, j - i, &cap);
+            i = j;
+        }
+        if (pass == 0)
+            s->st.servers_calibrated = s->nservers;
     }
     fdx__free(idx);
-    for (size_t i = 0; i < s->nservers; i++)
-        for (int v = 0; v < 2; v++)
-            if (s->servers[i].base[v][FDX__CLASS_DEB].n > 0) {
-                s->st.servers_calibrated++;
-                break;
-            }
+    qsort(s->servers, s->nservers, sizeof(*s->servers), server_cmp);
     return rc;
 }
 
