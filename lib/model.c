@@ -616,6 +616,31 @@ static size_t downloads_in(const fdx_scan *s, const uint32_t *idx, size_t n)
     return d;
 }
 
+/*
+ * A busy server's model is learned from an even sample of at most
+ * FDX__CALIBRATE_MAX of its connections: a few thousand downloads settle
+ * it, and voting over millions would cost more than matching them.
+ */
+#define FDX__CALIBRATE_MAX 8192
+
+static int calibrate_sampled(fdx_scan *s, fdx__server *sv,
+                             const uint32_t *idx, size_t n)
+{
+    uint32_t *sub;
+    int rc;
+
+    if (n <= FDX__CALIBRATE_MAX)
+        return calibrate_one(s, sv, idx, n);
+    sub = fdx__malloc(FDX__CALIBRATE_MAX * sizeof(*sub));
+    if (sub == NULL)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < FDX__CALIBRATE_MAX; i++)
+        sub[i] = idx[i * n / FDX__CALIBRATE_MAX];
+    rc = calibrate_one(s, sv, sub, FDX__CALIBRATE_MAX);
+    fdx__free(sub);
+    return rc;
+}
+
 /* True when an HTTP server at addr was calibrated (first pass). */
 static int repository_addr(const fdx_scan *s, size_t n, const fdx_addr *a)
 {
@@ -653,7 +678,7 @@ static int server_group(fdx_scan *s, int pass, const uint32_t *idx,
     if (pass == 0) {
         if (sv.tls || downloads_in(s, idx, n) < 2)
             return 0;
-        if ((rc = calibrate_one(s, &sv, idx, n)) != 0)
+        if ((rc = calibrate_sampled(s, &sv, idx, n)) != 0)
             return rc;
         return fdx__server_calibrated(&sv) ? server_push(s, &sv, cap) : 0;
     }
