@@ -81,9 +81,9 @@ static int half_cmp(const void *a, const void *b)
     const fdx__half *x = a, *y = b;
     int c;
 
-    if ((c = memcmp(&x->client, &y->client, sizeof(x->client))) != 0)
+    if ((c = fdx__addr_order(&x->client, &y->client)) != 0)
         return c;
-    if ((c = memcmp(&x->server, &y->server, sizeof(x->server))) != 0)
+    if ((c = fdx__addr_order(&x->server, &y->server)) != 0)
         return c;
     if (x->sport != y->sport)
         return x->sport < y->sport ? -1 : 1;
@@ -97,8 +97,8 @@ static int half_cmp(const void *a, const void *b)
 static int same_tuple(const fdx__half *a, const fdx__half *b)
 {
     return a->cport == b->cport && a->sport == b->sport &&
-           memcmp(&a->client, &b->client, sizeof(a->client)) == 0 &&
-           memcmp(&a->server, &b->server, sizeof(a->server)) == 0;
+           fdx__addr_order(&a->client, &b->client) == 0 &&
+           fdx__addr_order(&a->server, &b->server) == 0;
 }
 
 static void conn_start(fdx__conn *c, const fdx__half *h)

@@ -483,7 +483,8 @@ int fdx__infer_hosts(fdx_scan *s)
         size_t j = i + 1, best;
         fdx_host *host;
 
-        while (j < s->nev && memcmp(&s->ev_conn[j]->client, a, 16) == 0)
+        while (j < s->nev &&
+               fdx__addr_order(&s->ev_conn[j]->client, a) == 0)
             j++;
         if ((rc = host_push(s, &cap, a)) < 0)
             break;

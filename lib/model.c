@@ -400,7 +400,7 @@ static int conn_server_cmp(const void *a, const void *b, void *arg)
     const fdx__conn *cv = arg;
     const fdx__conn *x = &cv[*(const uint32_t *)a];
     const fdx__conn *y = &cv[*(const uint32_t *)b];
-    int c = memcmp(&x->server, &y->server, sizeof(x->server));
+    int c = fdx__addr_order(&x->server, &y->server);
 
     if (c != 0)
         return c;
@@ -598,7 +598,7 @@ static int server_push(fdx_scan *s, const fdx__server *sv, size_t *cap)
 static int server_cmp(const void *a, const void *b)
 {
     const fdx__server *x = a, *y = b;
-    int c = memcmp(&x->addr, &y->addr, sizeof(x->addr));
+    int c = fdx__addr_order(&x->addr, &y->addr);
 
     return c != 0 ? c : (int)x->port - (int)y->port;
 }
@@ -646,7 +646,7 @@ static int repository_addr(const fdx_scan *s, size_t n, const fdx_addr *a)
 {
     for (size_t lo = 0, hi = n; lo < hi;) {
         size_t mid = (lo + hi) / 2;
-        int c = memcmp(&s->servers[mid].addr, a, sizeof(*a));
+        int c = fdx__addr_order(&s->servers[mid].addr, a);
 
         if (c == 0)
             return 1;
@@ -737,7 +737,7 @@ const fdx__server *fdx__server_find(const fdx_scan *s, const fdx_addr *a,
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         const fdx__server *sv = &s->servers[mid];
-        int c = memcmp(&sv->addr, a, sizeof(*a));
+        int c = fdx__addr_order(&sv->addr, a);
 
         if (c == 0)
             c = (int)sv->port - (int)port;
