@@ -94,6 +94,60 @@ static int half_cmp(const void *a, const void *b)
     return (int)x->to_client - (int)y->to_client;
 }
 
+static uint64_t addr_hash(uint64_t h, const fdx_addr *a)
+{
+    return fdx__mix64(fdx__mix64(h, fdx__be64(a->b)), fdx__be64(a->b + 8));
+}
+
+static uint64_t tuple_hash(const fdx__half *h)
+{
+    uint64_t k = addr_hash(addr_hash(0, &h->client), &h->server);
+
+    return fdx__mix64(k, ((uint64_t)h->sport << 16) | h->cport);
+}
+
+/*
+ * Puts the halves of each 5-tuple together, in time order: a radix sort
+ * by the tuple's hash, then each (small) run of equal hashes sorted
+ * fully.  *order is fdx__malloc'd; the halves themselves do not move.
+ */
+static int order_halves(const fdx__halves *hv, uint32_t **order)
+{
+    uint64_t *keys = fdx__malloc(hv->n * sizeof(*keys));
+    uint32_t *idx = fdx__malloc(hv->n * sizeof(*idx));
+    int rc = FDX_ENOMEM;
+
+    if (keys == NULL || idx == NULL)
+        goto out;
+    for (size_t i = 0; i < hv->n; i++) {
+        keys[i] = tuple_hash(&hv->v[i]);
+        idx[i] = (uint32_t)i;
+    }
+    if ((rc = fdx__radix_sort(keys, idx, hv->n)) != 0)
+        goto out;
+    for (size_t i = 0; i < hv->n;) {
+        size_t j = i + 1;
+
+        while (j < hv->n && keys[j] == keys[i])
+            j++;
+        for (size_t a = i + 1; a < j; a++)         /* insertion sort */
+            for (size_t b = a; b > i && half_cmp(&hv->v[idx[b - 1]],
+                                                 &hv->v[idx[b]]) > 0; b--) {
+                uint32_t t = idx[b];
+
+                idx[b] = idx[b - 1];
+                idx[b - 1] = t;
+            }
+        i = j;
+    }
+    *order = idx;
+    idx = NULL;
+out:
+    fdx__free(keys);
+    fdx__free(idx);
+    return rc;
+}
+
 static int same_tuple(const fdx__half *a, const fdx__half *b)
 {
     return a->cport == b->cport && a->sport == b->sport &&
@@ -166,26 +220,31 @@ int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
     fdx__conn *cv;
     size_t n = 0;
     uint8_t closed[2] = {0, 0};
-    const fdx__half *last[2] = {NULL, NULL};
+    const fdx__half *last[2] = {NULL, NULL}, *prev = NULL;
+    uint32_t *order;
+    int rc;
 
     *out = NULL;
     *nout = 0;
     if (hv->n == 0)
         return 0;
-    qsort(hv->v, hv->n, sizeof(*hv->v), half_cmp);
+    if ((rc = order_halves(hv, &order)) != 0)
+        return rc;
     cv = fdx__calloc(hv->n, sizeof(*cv));
-    if (cv == NULL)
+    if (cv == NULL) {
+        fdx__free(order);
         return FDX_ENOMEM;
-    for (size_t i = 0; i < hv->n; i++) {
-        const fdx__half *h = &hv->v[i];
+    }
+    for (size_t i = 0; i < hv->n; prev = &hv->v[order[i]], i++) {
+        const fdx__half *h = &hv->v[order[i]];
         fdx__conn *c = n ? &cv[n - 1] : NULL;
 
-        if (c != NULL && same_tuple(&hv->v[i - 1], h) &&
+        if (c != NULL && same_tuple(prev, h) &&
             duplicate(h, last[h->to_client])) {
             (*dups)++;
             continue;
         }
-        if (c == NULL || !same_tuple(&hv->v[i - 1], h) ||
+        if (c == NULL || !same_tuple(prev, h) ||
             h->first_ms > c->last_ms + gap_ms || closed[h->to_client]) {
             c = &cv[n++];
             conn_start(c, h);
@@ -197,6 +256,7 @@ int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
         if (h->tcp_flags & (FDX__FIN | FDX__RST))
             closed[h->to_client] = 1;
     }
+    fdx__free(order);
     /* most halves pair up: give back what joining did not use */
     if (n < hv->n) {
         fdx__conn *shrunk = fdx__realloc(cv, n * sizeof(*cv));

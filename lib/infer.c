@@ -469,9 +469,16 @@ static int host_push(fdx_scan *s, size_t *cap, const fdx_addr *a)
     return 0;
 }
 
+static int host_cmp(const void *a, const void *b)
+{
+    return fdx_addr_cmp(&((const fdx_host *)a)->addr,
+                        &((const fdx_host *)b)->addr);
+}
+
 /*
- * Evidence is ordered by client (connections are), so each host is one
- * run of it.  fdx_host.evidence points into s->ev.
+ * Evidence is grouped by client (scan.c), so each host is one run of it;
+ * hosts are then put in address order.  fdx_host.evidence points into
+ * s->ev.
  */
 int fdx__infer_hosts(fdx_scan *s)
 {
@@ -498,5 +505,7 @@ int fdx__infer_hosts(fdx_scan *s)
         rc = host_packages(s, host, best);
         i = j;
     }
+    if (rc == 0 && s->nhosts > 1)
+        qsort(s->hosts, s->nhosts, sizeof(*s->hosts), host_cmp);
     return rc;
 }

@@ -407,6 +407,48 @@ static int conn_server_cmp(const void *a, const void *b, void *arg)
     return (int)x->sport - (int)y->sport;
 }
 
+/*
+ * The connections' indexes grouped by server endpoint: a radix sort by a
+ * hash of it, and, should two endpoints share a hash, a full sort of that
+ * run.  *out is fdx__malloc'd.
+ */
+static int conns_by_server(const fdx_scan *s, uint32_t **out)
+{
+    uint64_t *keys = fdx__malloc(s->nconns * sizeof(*keys));
+    uint32_t *idx = fdx__malloc(s->nconns * sizeof(*idx));
+    int rc = FDX_ENOMEM;
+
+    if (keys == NULL || idx == NULL)
+        goto fail;
+    for (size_t i = 0; i < s->nconns; i++) {
+        const fdx__conn *c = &s->conns[i];
+
+        keys[i] = fdx__mix64(fdx__mix64(fdx__mix64(c->sport,
+                                                   fdx__be64(c->server.b)),
+                                        fdx__be64(c->server.b + 8)), 1);
+        idx[i] = (uint32_t)i;
+    }
+    if ((rc = fdx__radix_sort(keys, idx, s->nconns)) != 0)
+        goto fail;
+    for (size_t i = 0; i < s->nconns;) {
+        size_t j = i + 1;
+        int mixed = 0;
+
+        for (; j < s->nconns && keys[j] == keys[i]; j++)
+            mixed |= conn_server_cmp(&idx[i], &idx[j], s->conns) != 0;
+        if (mixed)
+            qsort_r(idx + i, j - i, sizeof(*idx), conn_server_cmp, s->conns);
+        i = j;
+    }
+    fdx__free(keys);
+    *out = idx;
+    return 0;
+fail:
+    fdx__free(keys);
+    fdx__free(idx);
+    return rc;
+}
+
 static int dbl_cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -696,12 +738,8 @@ int fdx__servers_calibrate(fdx_scan *s)
 
     if (s->nconns == 0)
         return 0;
-    idx = fdx__malloc(s->nconns * sizeof(*idx));
-    if (idx == NULL)
-        return FDX_ENOMEM;
-    for (size_t i = 0; i < s->nconns; i++)
-        idx[i] = (uint32_t)i;
-    qsort_r(idx, s->nconns, sizeof(*idx), conn_server_cmp, s->conns);
+    if ((rc = conns_by_server(s, &idx)) != 0)
+        return rc;
     for (int pass = 0; pass < 2 && rc == 0; pass++) {
         for (size_t i = 0; i < s->nconns && rc == 0;) {
             size_t j = i + 1;

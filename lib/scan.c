@@ -112,6 +112,82 @@ static int match_all(fdx_scan *s)
     return rc;
 }
 
+static int ev_client_cmp(const void *a, const void *b, void *arg)
+{
+    const fdx_scan *s = arg;
+    const fdx__conn *x = s->ev_conn[*(const uint32_t *)a];
+    const fdx__conn *y = s->ev_conn[*(const uint32_t *)b];
+    int c = fdx__addr_order(&x->client, &y->client);
+
+    if (c != 0)
+        return c;
+    return (x->first_ms > y->first_ms) - (x->first_ms < y->first_ms);
+}
+
+/* Moves evidence i of each array to position k of the new ones. */
+static int ev_permute(fdx_scan *s, const uint32_t *order)
+{
+    size_t nh = s->nhyps ? s->nhyps : 1, n = s->nev ? s->nev : 1;
+    fdx_evidence *ev = fdx__malloc(n * sizeof(*ev));
+    fdx__conn **ec = fdx__malloc(n * sizeof(*ec));
+    double *lr = fdx__malloc(n * nh * sizeof(*lr));
+
+    if (ev == NULL || ec == NULL || lr == NULL) {
+        fdx__free(ev);
+        fdx__free(ec);
+        fdx__free(lr);
+        return FDX_ENOMEM;
+    }
+    for (size_t k = 0; k < s->nev; k++) {
+        ev[k] = s->ev[order[k]];
+        ec[k] = s->ev_conn[order[k]];
+        memcpy(&lr[k * nh], &s->lr[order[k] * nh], nh * sizeof(*lr));
+    }
+    fdx__free(s->ev);
+    fdx__free(s->ev_conn);
+    fdx__free(s->lr);
+    s->ev = ev;
+    s->ev_conn = ec;
+    s->lr = lr;
+    return 0;
+}
+
+/*
+ * Puts each client's evidence together, in time order: a radix sort by a
+ * hash of the client, then each run sorted by client and time.
+ */
+static int evidence_by_client(fdx_scan *s)
+{
+    uint64_t *keys = fdx__malloc((s->nev ? s->nev : 1) * sizeof(*keys));
+    uint32_t *order = fdx__malloc((s->nev ? s->nev : 1) * sizeof(*order));
+    int rc = FDX_ENOMEM;
+
+    if (keys == NULL || order == NULL)
+        goto out;
+    for (size_t i = 0; i < s->nev; i++) {
+        const fdx_addr *a = &s->ev_conn[i]->client;
+
+        keys[i] = fdx__mix64(fdx__mix64(2, fdx__be64(a->b)),
+                             fdx__be64(a->b + 8));
+        order[i] = (uint32_t)i;
+    }
+    if ((rc = fdx__radix_sort(keys, order, s->nev)) != 0)
+        goto out;
+    for (size_t i = 0; i < s->nev;) {
+        size_t j = i + 1;
+
+        while (j < s->nev && keys[j] == keys[i])
+            j++;
+        qsort_r(order + i, j - i, sizeof(*order), ev_client_cmp, s);
+        i = j;
+    }
+    rc = ev_permute(s, order);
+out:
+    fdx__free(keys);
+    fdx__free(order);
+    return rc;
+}
+
 int fdx_scan_finish(fdx_scan *s)
 {
     int rc;
@@ -132,6 +208,8 @@ int fdx_scan_finish(fdx_scan *s)
         return rc;
     fdx__servers_log(s);
     if ((rc = match_all(s)) < 0)
+        return rc;
+    if ((rc = evidence_by_client(s)) < 0)
         return rc;
     return fdx__infer_hosts(s);
 }

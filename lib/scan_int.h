@@ -37,7 +37,8 @@ typedef struct fdx__halves {
  * 1 if kept, 0 if ignored, FDX_ENOMEM. */
 int fdx__halves_add(fdx__halves *hv, const fdx_flow *flow);
 
-/* Sorts hv and joins it into connections; *out is fdx__malloc'd.  Adds
+/* Groups hv by 5-tuple and joins it into connections, which come out
+ * grouped by 5-tuple (not by client); *out is fdx__malloc'd.  Adds
  * the number of duplicate records dropped to *dups. */
 int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
                      size_t *nout, uint64_t *dups);

@@ -218,3 +218,60 @@ uint32_t fdx__crc32(const uint8_t *p, size_t n)
     }
     return (uint32_t)c;
 }
+
+/* One pass of the radix sort: by byte `shift / 8` of the keys. */
+static int radix_pass(const uint64_t *k, const uint32_t *ix, uint64_t *k2,
+                      uint32_t *ix2, size_t n, unsigned shift)
+{
+    size_t count[256] = {0}, pos = 0;
+
+    for (size_t i = 0; i < n; i++)
+        count[(k[i] >> shift) & 0xff]++;
+    for (int b = 0; b < 256; b++) {
+        size_t c = count[b];
+
+        if (c == n)
+            return 0;        /* every key has this byte: nothing to do */
+        count[b] = pos;
+        pos += c;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t d = count[(k[i] >> shift) & 0xff]++;
+
+        k2[d] = k[i];
+        ix2[d] = ix[i];
+    }
+    return 1;
+}
+
+int fdx__radix_sort(uint64_t *keys, uint32_t *idx, size_t n)
+{
+    uint64_t *k2 = fdx__malloc((n ? n : 1) * sizeof(*k2));
+    uint32_t *ix2 = fdx__malloc((n ? n : 1) * sizeof(*ix2));
+    uint64_t *ka = keys, *kb = k2;
+    uint32_t *ia = idx, *ib = ix2;
+
+    if (k2 == NULL || ix2 == NULL) {
+        fdx__free(k2);
+        fdx__free(ix2);
+        return FDX_ENOMEM;
+    }
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        if (radix_pass(ka, ia, kb, ib, n, shift)) {
+            uint64_t *tk = ka;
+            uint32_t *ti = ia;
+
+            ka = kb;
+            kb = tk;
+            ia = ib;
+            ib = ti;
+        }
+    }
+    if (ka != keys) {
+        memcpy(keys, ka, n * sizeof(*keys));
+        memcpy(idx, ia, n * sizeof(*idx));
+    }
+    fdx__free(k2);
+    fdx__free(ix2);
+    return 0;
+}
