@@ -95,18 +95,22 @@ static void hyp_densities(fdx__hyp *h)
     }
 }
 
-double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi,
-                         int index)
+int fdx__bucket(double center)
 {
-    double width = (double)(hi - lo + 1);
-    double center = ((double)lo + (double)hi) / 2.0;
     int b = center <= FDX__BUCKET_MIN
                 ? 0
                 : (int)(log(center / FDX__BUCKET_MIN) /
                         log(FDX__BUCKET_RATIO) + 0.5);
 
-    if (b >= FDX__NBUCKET)
-        b = FDX__NBUCKET - 1;
+    return b < FDX__NBUCKET ? b : FDX__NBUCKET - 1;
+}
+
+double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi,
+                         int index)
+{
+    double width = (double)(hi - lo + 1);
+    int b = fdx__bucket(((double)lo + (double)hi) / 2.0);
+
     return (double)h->density[index != 0][b] * width;
 }
 

@@ -253,14 +253,19 @@ double fdx__lr(double n, double e)
     return fmax(FDX__LR_MIN, fmin(FDX__LR_MAX, lr));
 }
 
-double fdx__cands_expected(const fdx_scan *s, const fdx__cands *cs, size_t h)
+void fdx__cands_expected(const fdx_scan *s, const fdx__cands *cs, double *e)
 {
-    double e = 0;
+    for (size_t h = 0; h < s->nhyps; h++)
+        e[h] = 0;
+    for (size_t w = 0; w < cs->nwin; w++) {
+        double width = (double)(cs->win[w][1] - cs->win[w][0] + 1);
+        int b = fdx__bucket(((double)cs->win[w][0] +
+                             (double)cs->win[w][1]) / 2.0);
+        int ix = cs->win[w][2] != 0;
 
-    for (size_t w = 0; w < cs->nwin; w++)
-        e += fdx__hyp_expected(&s->hyps[h], cs->win[w][0], cs->win[w][1],
-                               (int)cs->win[w][2]);
-    return e;
+        for (size_t h = 0; h < s->nhyps; h++)
+            e[h] += (double)s->hyps[h].density[ix][b] * width;
+    }
 }
 
 static void score_hyps(const fdx_scan *s, const fdx__cands *cs,
@@ -282,8 +287,9 @@ static void score_hyps(const fdx_scan *s, const fdx__cands *cs,
         else if (a >= 0)
             lr[g * na + (size_t)a] += 1;
     }
+    fdx__cands_expected(s, cs, s->expected);
     for (size_t h = 0; h < s->nhyps; h++)
-        lr[h] = fdx__lr(lr[h], fdx__cands_expected(s, cs, h) * share);
+        lr[h] = fdx__lr(lr[h], s->expected[h] * share);
 }
 
 int fdx__conn_explained(const fdx_scan *s, const fdx__server *sv,

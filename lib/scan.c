@@ -22,7 +22,8 @@ fdx_scan *fdx_scan_new(const fdx_catalog *cat, const fdx_scan_opts *opts)
         s->opts = *opts;
     if (s->opts.join_gap_ms == 0)
         s->opts.join_gap_ms = FDX__DEFAULT_GAP_MS;
-    if (fdx__hyps_build(s) < 0 || fdx__path_hist_build(s) < 0) {
+    if (fdx__hyps_build(s) < 0 || fdx__path_hist_build(s) < 0 ||
+        (s->expected = fdx__calloc(s->nhyps + 1, sizeof(double))) == NULL) {
         fdx_scan_free(s);
         return NULL;
     }
@@ -44,6 +45,7 @@ void fdx_scan_free(fdx_scan *s)
     fdx__free(s->halves.v);
     fdx__hyps_free(s);
     fdx__free(s->path_cum);
+    fdx__free(s->expected);
     fdx__free(s->path_len);
     fdx__free(s->file_class);
     fdx__free(s);

@@ -137,8 +137,9 @@ int fdx__request_octets(const fdx__conn *c, int hdr, int64_t *q);
 /* log((n + eps) / (e + eps)), clamped: one connection's evidence. */
 double fdx__lr(double n, double e);
 
-/* Expected chance count of hypothesis h's files in cs's windows. */
-double fdx__cands_expected(const fdx_scan *s, const fdx__cands *cs, size_t h);
+/* Expected chance count of each hypothesis's files in cs's windows:
+ * fills e[0..nhyps). */
+void fdx__cands_expected(const fdx_scan *s, const fdx__cands *cs, double *e);
 
 #define FDX__NBUCKET 600
 #define FDX__BUCKET_MIN 1000.0
@@ -169,6 +170,7 @@ struct fdx_scan {
     size_t nservers;
     fdx__hyp *hyps;
     size_t nhyps;
+    double *expected;         /* scratch: one per hypothesis */
     uint32_t *origin_group;   /* origin index -> release group index */
     size_t narches;           /* hyps[g * narches + a]: group g, arch a */
     uint32_t *entry_group;    /* per catalog entry: its release group */
@@ -212,6 +214,9 @@ void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
  * [lo, hi] by chance, from their density around the window. */
 double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi,
                          int index);
+
+/* The density bucket of a window centred on center. */
+int fdx__bucket(double center);
 
 int fdx__infer_hosts(fdx_scan *s);
 
