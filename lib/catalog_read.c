@@ -33,6 +33,8 @@ struct fdx_catalog {
     uint32_t norigins;
     uint32_t entry_size;
     int64_t created;
+    uint64_t *sizes;          /* every entry's size, contiguous: lookups
+                               * search this, not the wider records */
 };
 
 
@@ -179,6 +181,18 @@ cleanup:
     return rc;
 }
 
+static int copy_sizes(fdx_catalog *c, const char *path, fdx_error *err)
+{
+    c->sizes = fdx__malloc((c->nentries ? c->nentries : 1) *
+                           sizeof(*c->sizes));
+    if (c->sizes == NULL)
+        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", path);
+    for (uint32_t i = 0; i < c->nentries; i++)
+        c->sizes[i] = fdx__le64(c->entries + (size_t)i * c->entry_size +
+                                FDX__CAT_E_SIZE);
+    return 0;
+}
+
 int fdx_catalog_open(const char *path, fdx_catalog **out, fdx_error *err)
 {
     fdx_catalog *c = fdx__calloc(1, sizeof(*c));
@@ -190,7 +204,8 @@ int fdx_catalog_open(const char *path, fdx_catalog **out, fdx_error *err)
     if ((rc = load(c, path, err)) != 0 ||
         (rc = check_header(c->base, c->len, path, err)) != 0 ||
         (rc = check_layout(c, path, err)) != 0 ||
-        (rc = check_records(c, path, err)) != 0) {
+        (rc = check_records(c, path, err)) != 0 ||
+        (rc = copy_sizes(c, path, err)) != 0) {
         fdx_catalog_close(c);
         return rc;
     }
@@ -206,6 +221,7 @@ void fdx_catalog_close(fdx_catalog *cat)
         munmap((void *)cat->base, cat->len);
     else
         fdx__free((void *)cat->base);
+    fdx__free(cat->sizes);
     fdx__free(cat);
 }
 
@@ -241,7 +257,7 @@ static const uint8_t *entry_at(const fdx_catalog *c, size_t i)
 
 uint64_t fdx_catalog_size(const fdx_catalog *cat, size_t i)
 {
-    return fdx__le64(entry_at(cat, i) + FDX__CAT_E_SIZE);
+    return cat->sizes[i];
 }
 
 void fdx_catalog_entry(const fdx_catalog *cat, size_t i, fdx_entry *e)
@@ -277,7 +293,7 @@ static size_t lower_bound(const fdx_catalog *cat, uint64_t v)
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
 
-        if (fdx_catalog_size(cat, mid) < v)
+        if (cat->sizes[mid] < v)
             lo = mid + 1;
         else
             hi = mid;
