@@ -30,6 +30,8 @@
 #define FDX__VOTE_H_MAX 2000
 #define FDX__VOTE_MAX_CAND 64
 #define FDX__VOTE_SCAN_MAX 8192
+/* see voters_in() */
+#define FDX__VOTE_MIN_OCTETS 100000
 #define FDX__EXPLAIN_CAP 4096
 /* how far from the learned header size a secondary one may lie */
 #define FDX__ALT_RANGE 32
@@ -146,7 +148,8 @@ static int conn_votes(const fdx_scan *s, const fdx__conn *c, uint32_t id,
         uint64_t p, lo, hi;
         size_t first, n, m = 0;
 
-        if (c->s2c_packets * (uint64_t)hdr + FDX__VOTE_H_MIN >= c->s2c_octets)
+        if (c->s2c_packets * (uint64_t)hdr + FDX__VOTE_H_MIN >= c->s2c_octets ||
+            (req == NULL && c->s2c_octets < FDX__VOTE_MIN_OCTETS))
             continue;
         p = c->s2c_octets - c->s2c_packets * (uint64_t)hdr;
         lo = p > FDX__VOTE_H_MAX ? p - FDX__VOTE_H_MAX : 0;
@@ -645,16 +648,20 @@ static int server_cmp(const void *a, const void *b)
     return c != 0 ? c : (int)x->port - (int)y->port;
 }
 
-/* Connections that could have carried a download (bytes to the client). */
-#define FDX__MIN_DOWNLOAD 1000
-
-static size_t downloads_in(const fdx_scan *s, const uint32_t *idx, size_t n)
+/*
+ * The first round of votes hears only connections that fit at most
+ * FDX__VOTE_MAX_CAND files within the 2000-byte header window, and none
+ * below FDX__VOTE_MIN_OCTETS does in a catalog of Debian's size (files
+ * there are too dense).  A server without two such connections cannot be
+ * calibrated, and is passed over without a vote.
+ */
+static size_t voters_in(const fdx_scan *s, const uint32_t *idx, size_t n)
 {
     size_t d = 0;
 
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && d < 2; i++)
         d += !s->conns[idx[i]].sampled &&
-             s->conns[idx[i]].s2c_octets >= FDX__MIN_DOWNLOAD;
+             s->conns[idx[i]].s2c_octets >= FDX__VOTE_MIN_OCTETS;
     return d;
 }
 
@@ -718,7 +725,7 @@ static int server_group(fdx_scan *s, int pass, const uint32_t *idx,
     sv.port = c->sport;
     sv.tls = (uint8_t)is_tls_port(sv.port);
     if (pass == 0) {
-        if (sv.tls || downloads_in(s, idx, n) < 2)
+        if (sv.tls || voters_in(s, idx, n) < 2)
             return 0;
         if ((rc = calibrate_sampled(s, &sv, idx, n)) != 0)
             return rc;
