@@ -303,8 +303,12 @@ int fdx__path_hist_build(fdx_scan *s)
         sum += (double)l;
         s->path_cum[(l < s->path_max ? l : s->path_max) + 1]++;
     }
-    for (size_t l = 1; l <= s->path_max + 1; l++)
+    s->path_min = s->path_max;
+    for (size_t l = 1; l <= s->path_max + 1; l++) {
+        if (s->path_cum[l] > 0 && l - 1 < s->path_min)
+            s->path_min = l - 1;
         s->path_cum[l] += s->path_cum[l - 1];
+    }
     s->path_mean = n ? sum / (double)n : 0;
     return 0;
 }
@@ -421,11 +425,136 @@ static int claimed_again(fdx_host *host, uint32_t entry, double conf,
     return 0;
 }
 
+/*
+ * A keep-alive connection of two files over HTTP: their sizes, each with
+ * its own header, add up to the response bytes, and their paths' lengths,
+ * each with the request constant, to the request bytes.  Every package of
+ * the host's kind is tried as one of them and the other looked up by size
+ * and path length; the pair is claimed when exactly one fits, with the
+ * chance of a pair fitting by accident counted against it.  The search
+ * runs through the whole catalog, so at most FDX__PAIR_MAX connections of
+ * a scan are tried.
+ */
+#define FDX__PAIR_MAX 32
+#define FDX__PAIR_TOL 2
+
+typedef struct pair {
+    uint32_t a, b;
+    int found;
+    double chance;
+} pair;
+
+static void pair_try(const fdx_scan *s, size_t best, size_t a, int64_t rest,
+                     int64_t lb, pair *pr)
+{
+    for (int k = 1; k <= 12 && pr->found < 2; k++) {
+        int64_t sb = rest - k;
+        size_t first, n;
+
+        if (sb <= 0 || fdx__digits((uint64_t)sb) != k)
+            continue;
+        pr->chance += fdx__hyp_expected(&s->hyps[best],
+                                        (uint64_t)(sb - FDX__PAIR_TOL),
+                                        (uint64_t)(sb + FDX__PAIR_TOL), 0) *
+                      fdx__path_share(s, (uint32_t)(lb > FDX__PAIR_TOL
+                                                        ? lb - FDX__PAIR_TOL
+                                                        : 1),
+                                      (uint32_t)(lb + FDX__PAIR_TOL)) / 2;
+        n = fdx_catalog_range(s->cat, (uint64_t)(sb - FDX__PAIR_TOL),
+                              (uint64_t)(sb + FDX__PAIR_TOL), &first);
+        for (size_t b = first; b < first + n; b++) {
+            int64_t l = (int64_t)fdx__entry_path_len(s, b);
+
+            if (b <= a || fdx__entry_class(s, b) != FDX__CLASS_DEB ||
+                !fdx__entry_in_hyp(s, b, best) ||
+                l < lb - FDX__PAIR_TOL || l > lb + FDX__PAIR_TOL)
+                continue;
+            pr->a = (uint32_t)a;
+            pr->b = (uint32_t)b;
+            pr->found++;
+        }
+    }
+}
+
+static int pair_search(fdx_scan *s, const fdx__conn *c, size_t best,
+                       pair *pr)
+{
+    const fdx__server *sv = fdx__server_find(s, &c->server, c->sport);
+    int hdr = fdx__hdr_octets(fdx_addr_is_v4(&c->server), 0);
+    int64_t q, p, len_sum, size_sum;
+
+    memset(pr, 0, sizeof(*pr));
+    if (sv == NULL || sv->tls || sv->req.n == 0 ||
+        sv->base[0][FDX__CLASS_DEB].n == 0 ||
+        !fdx__request_octets(c, hdr, &q) ||
+        c->s2c_octets <= c->s2c_packets * (uint64_t)hdr)
+        return 0;
+    p = (int64_t)(c->s2c_octets - c->s2c_packets * (uint64_t)hdr);
+    len_sum = q - 2 * (int64_t)sv->req.d[0];
+    size_sum = p - 2 * (int64_t)sv->base[0][FDX__CLASS_DEB].d[0];
+    /* the smaller file of the pair is at most half of both */
+    for (size_t a = 0; a < fdx_catalog_count(s->cat) && pr->found < 2; a++) {
+        int64_t sa = (int64_t)fdx_catalog_size(s->cat, a);
+
+        if (2 * sa > size_sum)
+            break;
+        if (fdx__entry_class(s, a) != FDX__CLASS_DEB ||
+            !fdx__entry_in_hyp(s, a, best))
+            continue;
+        pair_try(s, best, a, size_sum - sa - fdx__digits((uint64_t)sa),
+                 len_sum - (int64_t)fdx__entry_path_len(s, a), pr);
+    }
+    return pr->found == 1;
+}
+
+static void claim(fdx_host *host, uint32_t entry, double conf, size_t ev);
+
+/*
+ * Evidence that fits no single file, or was counted as two files, is
+ * tried as a pair; when one pair alone fits, the evidence becomes a
+ * two-file connection and both packages are claimed.
+ */
+static void pair_claims(fdx_scan *s, fdx_host *host, size_t best, size_t i)
+{
+    fdx_evidence *ev = &host->evidence[i];
+    const fdx__conn *c = s->ev_conn[ev - s->ev];
+    const fdx__server *sv = fdx__server_find(s, &c->server, c->sport);
+    pair pr;
+    double conf;
+
+    if (sv == NULL || s->pair_searches >= FDX__PAIR_MAX)
+        return;
+    if (!(ev->kind == FDX_EV_MULTI && ev->est_files == 2) &&
+        !(ev->kind == FDX_EV_UNMATCHED && fdx__two_requests(s, sv, c)))
+        return;
+    s->pair_searches++;
+    if (!pair_search(s, c, best, &pr))
+        return;
+    conf = host->os.confidence / (1.0 + pr.chance);
+    if (conf < FDX__PKG_MIN_CONF)
+        return;
+    ev->kind = FDX_EV_MULTI;
+    ev->est_files = 2;
+    claim(host, pr.a, conf, i);
+    claim(host, pr.b, conf, i);
+}
+
+static void claim(fdx_host *host, uint32_t entry, double conf, size_t ev)
+{
+    if (claimed_again(host, entry, conf, ev))
+        return;
+    host->packages[host->npackages].entry = entry;
+    host->packages[host->npackages].confidence = conf;
+    host->packages[host->npackages].evidence = (uint32_t)ev;
+    host->npackages++;
+}
+
 static int host_packages(fdx_scan *s, fdx_host *host, size_t best)
 {
     const fdx__hyp *h = &s->hyps[best];
 
-    host->packages = fdx__calloc(host->nevidence ? host->nevidence : 1,
+    /* a keep-alive pair claims two packages from one connection */
+    host->packages = fdx__calloc(host->nevidence ? 2 * host->nevidence : 1,
                                  sizeof(*host->packages));
     if (host->packages == NULL)
         return FDX_ENOMEM;
@@ -437,6 +566,8 @@ static int host_packages(fdx_scan *s, fdx_host *host, size_t best)
         double e, conf;
         fdx_entry fe;
 
+        if (host->os.arch != NULL)
+            pair_claims(s, host, best, i);
         if (ev->kind != FDX_EV_FILE && ev->kind != FDX_EV_AMBIGUOUS)
             continue;
         if (!resolve(s, ev, best, host->os.arch == NULL, &entry))
@@ -453,12 +584,8 @@ static int host_packages(fdx_scan *s, fdx_host *host, size_t best)
         if (ev->path_hi != 0)
             e *= fdx__path_share(s, ev->path_lo, ev->path_hi);
         conf = host->os.confidence / (1.0 + e);
-        if (conf < FDX__PKG_MIN_CONF || claimed_again(host, entry, conf, i))
-            continue;
-        host->packages[host->npackages].entry = entry;
-        host->packages[host->npackages].confidence = conf;
-        host->packages[host->npackages].evidence = (uint32_t)i;
-        host->npackages++;
+        if (conf >= FDX__PKG_MIN_CONF)
+            claim(host, entry, conf, i);
     }
     return 0;
 }

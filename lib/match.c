@@ -268,6 +268,17 @@ void fdx__cands_expected(const fdx_scan *s, const fdx__cands *cs, double *e)
     }
 }
 
+int fdx__two_requests(const fdx_scan *s, const fdx__server *sv,
+                      const fdx__conn *c)
+{
+    int hdr = fdx__hdr_octets(fdx_addr_is_v4(&c->server), 0);
+    int64_t q;
+
+    if (sv->tls || sv->req.n != 1 || !fdx__request_octets(c, hdr, &q))
+        return 0;
+    return q - 2 * (int64_t)sv->req.d[0] >= 2 * (int64_t)s->path_min;
+}
+
 static void score_hyps(const fdx_scan *s, const fdx__cands *cs,
                        const fdx_evidence *ev, double *lr)
 {

@@ -126,6 +126,15 @@ typedef struct fdx__cands {
 void fdx__size_cands(const fdx_scan *s, const fdx__server *sv,
                      const fdx__conn *c, fdx__cands *cs);
 
+/*
+ * True when c's request side is long enough for two requests of the
+ * catalog's shortest paths: a connection that fits no single file may
+ * then be a keep-alive connection of two files, which the request size
+ * alone cannot tell from one long path (infer.c tries the pairs).
+ */
+int fdx__two_requests(const fdx_scan *s, const fdx__server *sv,
+                      const fdx__conn *c);
+
 /* True when some file fits c under sv's model, request side included. */
 int fdx__conn_explained(const fdx_scan *s, const fdx__server *sv,
                         const fdx__conn *c, uint32_t *scratch, size_t cap);
@@ -171,6 +180,7 @@ struct fdx_scan {
     fdx__hyp *hyps;
     size_t nhyps;
     double *expected;         /* scratch: one per hypothesis */
+    size_t pair_searches;     /* keep-alive pairs tried (infer.c) */
     uint32_t *origin_group;   /* origin index -> release group index */
     size_t narches;           /* hyps[g * narches + a]: group g, arch a */
     uint32_t *entry_group;    /* per catalog entry: its release group */
@@ -180,6 +190,7 @@ struct fdx_scan {
     uint64_t *path_cum;       /* path_cum[L]: catalog paths shorter than L */
     size_t path_max;          /* longest path length counted */
     double path_mean;
+    size_t path_min;          /* shortest path length in the catalog */
     double *lr;               /* per evidence, per hypothesis */
     fdx_evidence *ev;         /* one per connection with evidence */
     size_t nev;

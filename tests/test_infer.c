@@ -256,6 +256,51 @@ static int fetched(const world *w, int r, int a, int first, int n,
     return 0;
 }
 
+/*
+ * One keep-alive connection carrying two files: the response is both
+ * files, each with its header; the request side two requests.
+ */
+static void add_pair(fdx_scan *s, const char *client, uint16_t port,
+                     const pkg *a, const pkg *b)
+{
+    uint64_t target = a->size + (uint64_t)digits(a->size) + b->size +
+                      (uint64_t)digits(b->size) + 135, x = target;
+    size_t paths = 2 * strlen("debian/") + strlen(a->path) + strlen(b->path);
+
+    /* add_download() adds one header, 135 + digits(x), to x */
+    while (x + (uint64_t)digits(x) != target)
+        x--;
+    add_download(s, client, port, x, paths, 2, 1, 0);
+}
+
+static void test_keepalive_pair(void **state)
+{
+    world *w = *state;
+    fdx_scan *s = fdx_scan_new(w->cat, NULL);
+    const fdx_host *h;
+    uint16_t port = 45000;
+    int found = 0;
+
+    assert_non_null(s);
+    fetch(s, w, "10.0.0.6", 0, 0, 20, 8, &port);
+    add_pair(s, "10.0.0.6", port++, &w->pk[0][0][400], &w->pk[0][0][401]);
+    assert_int_equal(fdx_scan_finish(s), 0);
+    h = find_host(s, "10.0.0.6");
+    assert_non_null(h);
+    assert_true(h->os.known);
+    for (size_t i = 0; i < h->npackages; i++) {
+        fdx_entry e;
+
+        fdx_catalog_entry(w->cat, h->packages[i].entry, &e);
+        if (h->evidence[h->packages[i].evidence].kind == FDX_EV_MULTI) {
+            assert_true(fetched(w, 0, 0, 400, 2, &e));
+            found++;
+        }
+    }
+    assert_int_equal(found, 2);
+    fdx_scan_free(s);
+}
+
 static void test_hosts(void **state)
 {
     world *w = *state;
@@ -415,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_biflow),
         cmocka_unit_test(test_join),
         cmocka_unit_test(test_hosts),
+        cmocka_unit_test(test_keepalive_pair),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
