@@ -99,53 +99,37 @@ static uint64_t addr_hash(uint64_t h, const fdx_addr *a)
     return fdx__mix64(fdx__mix64(h, fdx__be64(a->b)), fdx__be64(a->b + 8));
 }
 
-static uint64_t tuple_hash(const fdx__half *h)
+static uint64_t tuple_hash(const void *ctx, size_t i)
 {
+    const fdx__half *h = &((const fdx__halves *)ctx)->v[i];
     uint64_t k = addr_hash(addr_hash(0, &h->client), &h->server);
 
     return fdx__mix64(k, ((uint64_t)h->sport << 16) | h->cport);
 }
 
+/* A run of one tuple's halves (a few records): insertion sort by time. */
+static void tuple_run(const void *ctx, uint32_t *idx, size_t n)
+{
+    const fdx__half *v = ((const fdx__halves *)ctx)->v;
+
+    for (size_t a = 1; a < n; a++)
+        for (size_t b = a; b > 0 && half_cmp(&v[idx[b - 1]], &v[idx[b]]) > 0;
+             b--) {
+            uint32_t t = idx[b];
+
+            idx[b] = idx[b - 1];
+            idx[b - 1] = t;
+        }
+}
+
 /*
- * Puts the halves of each 5-tuple together, in time order: a radix sort
- * by the tuple's hash, then each (small) run of equal hashes sorted
- * fully.  *order is fdx__malloc'd; the halves themselves do not move.
+ * Puts the halves of each 5-tuple together, in time order: by the tuple's
+ * hash, then each run sorted fully.  *order is fdx__malloc'd; the halves
+ * themselves do not move.
  */
 static int order_halves(const fdx__halves *hv, uint32_t **order)
 {
-    uint64_t *keys = fdx__malloc(hv->n * sizeof(*keys));
-    uint32_t *idx = fdx__malloc(hv->n * sizeof(*idx));
-    int rc = FDX_ENOMEM;
-
-    if (keys == NULL || idx == NULL)
-        goto out;
-    for (size_t i = 0; i < hv->n; i++) {
-        keys[i] = tuple_hash(&hv->v[i]);
-        idx[i] = (uint32_t)i;
-    }
-    if ((rc = fdx__radix_sort(keys, idx, hv->n)) != 0)
-        goto out;
-    for (size_t i = 0; i < hv->n;) {
-        size_t j = i + 1;
-
-        while (j < hv->n && keys[j] == keys[i])
-            j++;
-        for (size_t a = i + 1; a < j; a++)         /* insertion sort */
-            for (size_t b = a; b > i && half_cmp(&hv->v[idx[b - 1]],
-                                                 &hv->v[idx[b]]) > 0; b--) {
-                uint32_t t = idx[b];
-
-                idx[b] = idx[b - 1];
-                idx[b - 1] = t;
-            }
-        i = j;
-    }
-    *order = idx;
-    idx = NULL;
-out:
-    fdx__free(keys);
-    fdx__free(idx);
-    return rc;
+    return fdx__order_by_key(hv->n, tuple_hash, tuple_run, hv, order);
 }
 
 static int same_tuple(const fdx__half *a, const fdx__half *b)

@@ -52,6 +52,18 @@ int fdx__grow(void *v, size_t *cap, size_t n, size_t elem);
  */
 int fdx__radix_sort(uint64_t *keys, uint32_t *idx, size_t n);
 
+/*
+ * Orders the indexes 0..n-1 by key(ctx, i) with fdx__radix_sort(), then
+ * calls run(ctx, idx, len) on each run of indexes with equal keys (a hash
+ * may put two groups in one run: run sorts it out).  *out is
+ * fdx__malloc'd.  Returns 0 or FDX_ENOMEM.
+ */
+typedef uint64_t (*fdx__key_fn)(const void *ctx, size_t i);
+typedef void (*fdx__run_fn)(const void *ctx, uint32_t *idx, size_t n);
+
+int fdx__order_by_key(size_t n, fdx__key_fn key, fdx__run_fn run,
+                      const void *ctx, uint32_t **out);
+
 /* Mixes v into the running 64-bit hash h (for grouping keys). */
 static inline uint64_t fdx__mix64(uint64_t h, uint64_t v)
 {

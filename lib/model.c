@@ -411,45 +411,33 @@ static int conn_server_cmp(const void *a, const void *b, void *arg)
 }
 
 /*
- * The connections' indexes grouped by server endpoint: a radix sort by a
- * hash of it, and, should two endpoints share a hash, a full sort of that
- * run.  *out is fdx__malloc'd.
+ * The connections' indexes grouped by server endpoint (by a hash of it,
+ * and a full sort of a run should two endpoints share a hash).  *out is
+ * fdx__malloc'd.
  */
+static uint64_t server_hash(const void *ctx, size_t i)
+{
+    const fdx__conn *c = &((const fdx_scan *)ctx)->conns[i];
+
+    return fdx__mix64(fdx__mix64(fdx__mix64(c->sport, fdx__be64(c->server.b)),
+                                 fdx__be64(c->server.b + 8)), 1);
+}
+
+/* A run is one server's connections, unless two shared a hash. */
+static void server_run(const void *ctx, uint32_t *idx, size_t n)
+{
+    fdx__conn *cv = ((const fdx_scan *)ctx)->conns;
+
+    for (size_t j = 1; j < n; j++)
+        if (conn_server_cmp(&idx[0], &idx[j], cv) != 0) {
+            qsort_r(idx, n, sizeof(*idx), conn_server_cmp, cv);
+            return;
+        }
+}
+
 static int conns_by_server(const fdx_scan *s, uint32_t **out)
 {
-    uint64_t *keys = fdx__malloc(s->nconns * sizeof(*keys));
-    uint32_t *idx = fdx__malloc(s->nconns * sizeof(*idx));
-    int rc = FDX_ENOMEM;
-
-    if (keys == NULL || idx == NULL)
-        goto fail;
-    for (size_t i = 0; i < s->nconns; i++) {
-        const fdx__conn *c = &s->conns[i];
-
-        keys[i] = fdx__mix64(fdx__mix64(fdx__mix64(c->sport,
-                                                   fdx__be64(c->server.b)),
-                                        fdx__be64(c->server.b + 8)), 1);
-        idx[i] = (uint32_t)i;
-    }
-    if ((rc = fdx__radix_sort(keys, idx, s->nconns)) != 0)
-        goto fail;
-    for (size_t i = 0; i < s->nconns;) {
-        size_t j = i + 1;
-        int mixed = 0;
-
-        for (; j < s->nconns && keys[j] == keys[i]; j++)
-            mixed |= conn_server_cmp(&idx[i], &idx[j], s->conns) != 0;
-        if (mixed)
-            qsort_r(idx + i, j - i, sizeof(*idx), conn_server_cmp, s->conns);
-        i = j;
-    }
-    fdx__free(keys);
-    *out = idx;
-    return 0;
-fail:
-    fdx__free(keys);
-    fdx__free(idx);
-    return rc;
+    return fdx__order_by_key(s->nconns, server_hash, server_run, s, out);
 }
 
 static int dbl_cmp(const void *a, const void *b)

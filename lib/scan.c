@@ -154,38 +154,26 @@ static int ev_permute(fdx_scan *s, const uint32_t *order)
     return 0;
 }
 
-/*
- * Puts each client's evidence together, in time order: a radix sort by a
- * hash of the client, then each run sorted by client and time.
- */
+/* Puts each client's evidence together, in time order. */
+static uint64_t client_hash(const void *ctx, size_t i)
+{
+    const fdx_addr *a = &((const fdx_scan *)ctx)->ev_conn[i]->client;
+
+    return fdx__mix64(fdx__mix64(2, fdx__be64(a->b)), fdx__be64(a->b + 8));
+}
+
+static void client_run(const void *ctx, uint32_t *idx, size_t n)
+{
+    qsort_r(idx, n, sizeof(*idx), ev_client_cmp, (void *)ctx);
+}
+
 static int evidence_by_client(fdx_scan *s)
 {
-    uint64_t *keys = fdx__malloc((s->nev ? s->nev : 1) * sizeof(*keys));
-    uint32_t *order = fdx__malloc((s->nev ? s->nev : 1) * sizeof(*order));
-    int rc = FDX_ENOMEM;
+    uint32_t *order;
+    int rc = fdx__order_by_key(s->nev, client_hash, client_run, s, &order);
 
-    if (keys == NULL || order == NULL)
-        goto out;
-    for (size_t i = 0; i < s->nev; i++) {
-        const fdx_addr *a = &s->ev_conn[i]->client;
-
-        keys[i] = fdx__mix64(fdx__mix64(2, fdx__be64(a->b)),
-                             fdx__be64(a->b + 8));
-        order[i] = (uint32_t)i;
-    }
-    if ((rc = fdx__radix_sort(keys, order, s->nev)) != 0)
-        goto out;
-    for (size_t i = 0; i < s->nev;) {
-        size_t j = i + 1;
-
-        while (j < s->nev && keys[j] == keys[i])
-            j++;
-        qsort_r(order + i, j - i, sizeof(*order), ev_client_cmp, s);
-        i = j;
-    }
-    rc = ev_permute(s, order);
-out:
-    fdx__free(keys);
+    if (rc == 0)
+        rc = ev_permute(s, order);
     fdx__free(order);
     return rc;
 }

@@ -275,3 +275,36 @@ int fdx__radix_sort(uint64_t *keys, uint32_t *idx, size_t n)
     fdx__free(ix2);
     return 0;
 }
+
+int fdx__order_by_key(size_t n, fdx__key_fn key, fdx__run_fn run,
+                      const void *ctx, uint32_t **out)
+{
+    uint64_t *keys = fdx__malloc((n ? n : 1) * sizeof(*keys));
+    uint32_t *idx = fdx__malloc((n ? n : 1) * sizeof(*idx));
+    int rc = FDX_ENOMEM;
+
+    *out = NULL;
+    if (keys == NULL || idx == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = key(ctx, i);
+        idx[i] = (uint32_t)i;
+    }
+    if ((rc = fdx__radix_sort(keys, idx, n)) != 0)
+        goto out;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+
+        while (j < n && keys[j] == keys[i])
+            j++;
+        if (j - i > 1)
+            run(ctx, idx + i, j - i);
+        i = j;
+    }
+    *out = idx;
+    idx = NULL;
+out:
+    fdx__free(keys);
+    fdx__free(idx);
+    return rc;
+}
