@@ -31,6 +31,10 @@ typedef struct cap_ctx {
     int stop;         /* fn's non-zero return value */
     uint64_t packets; /* frames read */
     uint64_t skipped; /* frames that were not export datagrams */
+    uint64_t exports; /* frames handed to the decoder */
+    uint64_t other_versions;  /* frames of NetFlow 1, 6, 7 or 8 */
+    uint64_t first_other;     /* frame number of the first of those */
+    unsigned first_version;   /* and its version */
 } cap_ctx;
 
 /* A frame's UDP payload and where it came from. */
@@ -188,6 +192,30 @@ static int cap_is_export(const uint8_t *p, size_t len)
     return v == 5 || v == 9 || v == 10;
 }
 
+/*
+ * NetFlow versions that existed but are not decoded (1, 6, 7 and 8).  Any
+ * other UDP payload is taken for unrelated traffic in the capture; these
+ * are remembered so that a capture of them is reported rather than read
+ * as empty.
+ */
+static int cap_is_other_version(const uint8_t *p, size_t len)
+{
+    unsigned v;
+
+    if (len < 24)
+        return 0;
+    v = fdx__be16(p);
+    return v == 1 || v == 6 || v == 7 || v == 8;
+}
+
+static void cap_note_other(cap_ctx *c, const cap_dgram *d)
+{
+    if (c->other_versions++ == 0) {
+        c->first_other = c->packets;
+        c->first_version = fdx__be16(d->data);
+    }
+}
+
 /* Passes records on and remembers a stop request from the caller's fn. */
 static int cap_flow(void *ud, const fdx_flow *flow)
 {
@@ -206,11 +234,17 @@ static void cap_frame(cap_ctx *c, const struct pcap_pkthdr *ph,
     uint64_t recv_ms;
 
     c->packets++;
-    if (cap_unwrap(c->dlt, data, ph->caplen, &d) != 0 ||
-        !cap_is_export(d.data, d.len)) {
+    if (cap_unwrap(c->dlt, data, ph->caplen, &d) != 0) {
         c->skipped++;
         return;
     }
+    if (!cap_is_export(d.data, d.len)) {
+        if (cap_is_other_version(d.data, d.len))
+            cap_note_other(c, &d);
+        c->skipped++;
+        return;
+    }
+    c->exports++;
     recv_ms = (uint64_t)ph->ts.tv_sec * 1000 + (uint64_t)ph->ts.tv_usec / 1000;
     fdx_nf_decode(c->dec, &d.src, d.sport, d.data, d.len, recv_ms,
                   cap_flow, c);
@@ -292,6 +326,31 @@ static void cap_log_line(void *ud, int level, const char *line)
     cl->inner->fn(cl->inner->ud, level, buf);
 }
 
+/*
+ * A capture whose only export datagrams are of NetFlow versions that are not
+ * decoded is an error; one that also holds decodable ones gets a warning.
+ */
+static int cap_check_versions(const cap_ctx *c, const fdx_logger *log,
+                              fdx_error *err)
+{
+    if (c->other_versions == 0)
+        return 0;
+    if (c->exports == 0)
+        return fdx_error_set(err, FDX_EUNSUPPORTED,
+                             "%s: frame %llu: NetFlow version %u is not "
+                             "supported (%llu such datagrams, none of "
+                             "versions 5, 9 or 10)", c->path,
+                             (unsigned long long)c->first_other,
+                             c->first_version,
+                             (unsigned long long)c->other_versions);
+    fdx__log(log, FDX_LOG_WARN,
+             "event=unsupported-version version=%u frame=%llu count=%llu "
+             "file=%s", c->first_version,
+             (unsigned long long)c->first_other,
+             (unsigned long long)c->other_versions, c->path);
+    return 0;
+}
+
 static int cap_link_known(int dlt)
 {
     unsigned et;
@@ -338,6 +397,8 @@ int fdx_read_capture(const char *path, const fdx_read_opts *opts,
         goto out;
     }
     rc = cap_loop(&c, err);
+    if (rc == 0)
+        rc = cap_check_versions(&c, log, err);
     cap_add_stats(&c, stats);
 out:
     fdx_nf_decoder_free(c.dec);

@@ -50,6 +50,14 @@ for f in ../sample/exports/*.pcap; do
         "$FLOWDEX" scan --csv -c "$CAT" "$f"
 done
 
+golden "explain, table" golden/explain-10.1.0.15.txt \
+    "$FLOWDEX" explain -c "$CAT" 10.1.0.15 ../sample/flows
+golden "explain, json, IPFIX export" golden/explain-10.1.0.11.json \
+    "$FLOWDEX" explain --json -c "$CAT" 10.1.0.11 \
+    ../sample/exports/softflowd-ipfix.pcap
+golden "catalog info" golden/catalog-info.txt \
+    "$FLOWDEX" catalog info "$CAT"
+
 # bad input
 status "missing catalog" 66 "nope.fdxc" \
     "$FLOWDEX" scan -c "$tmp/nope.fdxc" ../sample/flows
@@ -88,6 +96,62 @@ printf 'Package: a\n' >"$tmp/mirror/debian/dists/x/main/binary-amd64/Packages"
 status "checksum mismatch" 65 "Packages" \
     "$FLOWDEX" catalog build -o "$tmp/out.fdxc" "$tmp/mirror"
 if [ -e "$tmp/out.fdxc" ]; then bad "no partial catalog left"; else ok "no partial catalog left"; fi
+
+status "unsupported NetFlow version" 65 "netflow-v7.pcap: frame 1" \
+    "$FLOWDEX" scan -c "$CAT" data/capture/netflow-v7.pcap
+# the same datagrams among decodable ones: a warning, the rest is read
+cat ../sample/exports/softflowd-netflow-v5.pcap >"$tmp/v5v7.pcap"
+tail -c +25 data/capture/netflow-v7.pcap >>"$tmp/v5v7.pcap"
+"$FLOWDEX" scan --csv -c "$CAT" "$tmp/v5v7.pcap" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" -eq 0 ] && cmp -s "$tmp/out" golden/scan-softflowd-netflow-v5.csv &&
+   grep -q "unsupported-version version=7" "$tmp/err"; then
+    ok "unsupported NetFlow version among v5 datagrams"
+else
+    bad "unsupported NetFlow version among v5 datagrams (exit $rc)"
+    cat "$tmp/err"
+fi
+printf 'Package: a\nVersion: 1\nArchitecture: amd64\nFilename: pool/a.deb\nSize: -5\n\n' \
+    >"$tmp/Packages"
+status "corrupt Packages file" 65 "Packages:5: bad Size" \
+    "$FLOWDEX" catalog build -o "$tmp/bad.fdxc" "$tmp/Packages"
+if [ -e "$tmp/bad.fdxc" ]; then bad "no catalog from a corrupt Packages file"; else ok "no catalog from a corrupt Packages file"; fi
+head -c 100 data/catalog/mirror/debian/dists/tiny/main/binary-amd64/Packages.xz \
+    >"$tmp/Packages.xz"
+status "truncated Packages.xz" 65 "Packages.xz" \
+    "$FLOWDEX" catalog build -o "$tmp/bad.fdxc" "$tmp/Packages.xz"
+head -c 4000 "$CAT" >"$tmp/cut.fdxc.xz"
+status "truncated catalog" 65 "cut.fdxc.xz" \
+    "$FLOWDEX" scan -c "$tmp/cut.fdxc.xz" ../sample/flows
+
+# A mirror over HTTP (a loopback server on a free port) gives the same
+# catalog as the same tree read from disk.
+python3 -c '
+import http.server, os, sys
+os.chdir(sys.argv[1])
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+        http.server.SimpleHTTPRequestHandler)
+print(s.server_address[1], flush=True)
+s.serve_forever()' data/catalog/mirror >"$tmp/port" 2>/dev/null &
+server=$!
+for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$tmp/port" ] && break; sleep 0.5; done
+url="http://127.0.0.1:$(cat "$tmp/port")/debian"
+"$FLOWDEX" catalog build -q -o "$tmp/url.fdxc" -s tiny -a amd64 -a i386 "$url" &&
+"$FLOWDEX" catalog build -q -o "$tmp/dir.fdxc" -s tiny -a amd64 -a i386 data/catalog/mirror &&
+"$FLOWDEX" catalog info "$tmp/url.fdxc" | sed 1,3d >"$tmp/url.info" &&
+"$FLOWDEX" catalog info "$tmp/dir.fdxc" | sed 1,3d >"$tmp/dir.info"
+if [ -s "$tmp/dir.info" ] && cmp -s "$tmp/url.info" "$tmp/dir.info"; then
+    ok "catalog from an HTTP mirror equals the tree's"
+else
+    bad "catalog from an HTTP mirror equals the tree's"
+    diff "$tmp/dir.info" "$tmp/url.info" | head
+fi
+status "HTTP mirror without the suite" 66 "dists/nosuch/InRelease: not found" \
+    "$FLOWDEX" catalog build -q -o "$tmp/none.fdxc" -s nosuch "$url"
+kill "$server" 2>/dev/null
+wait "$server" 2>/dev/null
+status "HTTP mirror not reachable" 69 "127.0.0.1" \
+    "$FLOWDEX" catalog build -q -o "$tmp/none.fdxc" -s tiny "$url"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
