@@ -82,7 +82,8 @@ static void v5_payload(buf *b, unsigned version)
     (void)start;
 }
 
-enum { IP4 = 4, IP6 = 6, IP4_FRAG = 40, IP4_TCP = 41, NOT_NF = 42 };
+enum { IP4 = 4, IP6 = 6, IP4_FRAG = 40, IP4_TCP = 41, NOT_NF = 42,
+       OTHER_UDP = 43 };
 
 /* IP + UDP (from 192.0.2.9 / 2001:db8::9, port 4321) + payload. */
 static void ip_udp(buf *b, int kind)
@@ -90,7 +91,7 @@ static void ip_udp(buf *b, int kind)
     buf pl = {{0}, 0};
     size_t ulen;
 
-    v5_payload(&pl, kind == NOT_NF ? 1 : 5);
+    v5_payload(&pl, kind == NOT_NF ? 1 : kind == OTHER_UDP ? 0x1234 : 5);
     ulen = 8 + pl.n;
     if (kind == IP6) {
         static const uint8_t src[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 9};
@@ -248,8 +249,18 @@ static void test_skipped(void **state)
     ip_udp(&f, IP4_TCP);
     expect_skip(1, &f);
     ether(&f, 0, 0x0800);
-    ip_udp(&f, NOT_NF);             /* UDP, but version 1 */
+    ip_udp(&f, OTHER_UDP);          /* UDP of another protocol */
     expect_skip(1, &f);
+    ether(&f, 0, 0x0800);
+    ip_udp(&f, NOT_NF);             /* NetFlow v1: counted, then refused */
+    {
+        fdx_read_stats st;
+        sink s;
+
+        assert_int_equal(read_one(1, &f, &s, &st), FDX_EUNSUPPORTED);
+        assert_int_equal(s.n, 0);
+        assert_int_equal(st.skipped_frames, 1);
+    }
     ether(&f, 0, 0x0806);           /* ARP */
     put32(&f, 0);
     expect_skip(1, &f);
