@@ -749,7 +749,8 @@ int fdx__servers_calibrate(fdx_scan *s)
             s->st.servers_calibrated = s->nservers;
     }
     fdx__free(idx);
-    qsort(s->servers, s->nservers, sizeof(*s->servers), server_cmp);
+    if (s->nservers > 0)
+        qsort(s->servers, s->nservers, sizeof(*s->servers), server_cmp);
     return rc;
 }
 
