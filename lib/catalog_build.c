@@ -68,6 +68,8 @@ typedef struct builder {
     fdx_build_stats *stats;
     fdx_error *err;
     CURL *curl;
+    uint8_t *named_found;    /* per --suite name: some source had it */
+    size_t nnamed;
 } builder;
 
 /* Where the files of one archive come from: a directory or a URL. */
@@ -334,6 +336,18 @@ static int arch_wanted(const builder *b, const char *arch)
 static int suite_wanted(const builder *b, const char *name)
 {
     return b->opts->suites == NULL || in_list(b->opts->suites, name);
+}
+
+/* Marks the --suite names that a suite read answers to. */
+static void suite_found(builder *b, const char *dir, const fdx__release *r)
+{
+    for (size_t i = 0; i < b->nnamed; i++) {
+        const char *n = b->opts->suites[i];
+
+        if (strcmp(n, dir) == 0 || strcmp(n, r->suite) == 0 ||
+            strcmp(n, r->codename) == 0)
+            b->named_found[i] = 1;
+    }
 }
 
 /*
@@ -791,6 +805,7 @@ static int read_suite(builder *b, const fetcher *f, const char *archive,
         (rc = read_all_packages(&s, f, &r, dists)) != 0)
         goto cleanup;
     b->stats->suites++;
+    suite_found(b, dir, &r);
     fdx__log(b->opts->log, FDX_LOG_INFO, "archive=%s suite=%s codename=%s "
              "version=%s entries=%zu", archive, r.suite, r.codename,
              r.version, b->nents);
@@ -945,8 +960,9 @@ static int source_tree(builder *b, const char *src)
 
 /*
  * A mirror URL names one archive (http://deb.debian.org/debian): its
- * name is the URL's last path element.  Suites not asked for by name
- * that the mirror lacks are passed over.
+ * name is the URL's last path element.  Suites the mirror lacks are
+ * passed over (several archives are often read together, each with its
+ * own suites); a suite named by --suite must be found in some source.
  */
 static int source_url(builder *b, const char *url)
 {
@@ -969,7 +985,7 @@ static int source_url(builder *b, const char *url)
         fetcher f = {root, 1};
 
         rc = read_suite(b, &f, archive, *suites);
-        if (rc == FDX_ENOENT && b->opts->suites == NULL) {
+        if (rc == FDX_ENOENT) {
             fdx__log(b->opts->log, FDX_LOG_INFO, "url=%s suite=%s absent",
                      root, *suites);
             rc = 0;
@@ -1226,8 +1242,33 @@ static void builder_free(builder *b)
     fdx__free(b->origins);
     fdx__free(b->ents);
     fdx__free(b->seen);
+    fdx__free(b->named_found);
     if (b->curl != NULL)
         curl_easy_cleanup(b->curl);
+}
+
+static int named_suites_init(builder *b)
+{
+    const char *const *v = b->opts->suites;
+
+    while (v != NULL && v[b->nnamed] != NULL)
+        b->nnamed++;
+    if (b->nnamed == 0)
+        return 0;
+    b->named_found = fdx__calloc(b->nnamed, 1);
+    return b->named_found != NULL ? 0 : fdx_error_set(b->err, FDX_ENOMEM,
+                                                      "out of memory");
+}
+
+/* A suite asked for by name that no source had is an error. */
+static int named_suites_check(builder *b)
+{
+    for (size_t i = 0; i < b->nnamed; i++)
+        if (!b->named_found[i])
+            return fdx_error_set(b->err, FDX_ENOENT, "--suite %s: no "
+                                 "source has this suite",
+                                 b->opts->suites[i]);
+    return 0;
 }
 
 int fdx_catalog_build(const char *const *sources, size_t nsources,
@@ -1248,11 +1289,14 @@ int fdx_catalog_build(const char *const *sources, size_t nsources,
     if (nsources == 0 || out_path == NULL)
         return fdx_error_set(err, FDX_EUSAGE, "catalog build: no source or "
                              "no output file");
-    if ((rc = pool_append(&b, "", 0, &empty)) != 0)
+    if ((rc = pool_append(&b, "", 0, &empty)) != 0 ||
+        (rc = named_suites_init(&b)) != 0)
         goto cleanup;
     for (size_t i = 0; i < nsources; i++)
         if ((rc = add_source(&b, sources[i])) != 0)
             goto cleanup;
+    if ((rc = named_suites_check(&b)) != 0)
+        goto cleanup;
     if (b.norigins == 0) {
         rc = fdx_error_set(err, FDX_ENOENT, "no suite of the sources "
                            "matches --suite %s%s",

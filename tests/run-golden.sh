@@ -125,14 +125,19 @@ status "truncated catalog" 65 "cut.fdxc.xz" \
     "$FLOWDEX" scan -c "$tmp/cut.fdxc.xz" ../sample/flows
 
 # A mirror over HTTP (a loopback server on a free port) gives the same
-# catalog as the same tree read from disk.
+# catalog as the same tree read from disk.  A second archive that lacks
+# one of the suites asked for is read for the other.
+mkdir -p "$tmp/www/other"
+cp -R data/catalog/mirror/debian "$tmp/www/"
+cp -R data/catalog/mirror/debian/dists "$tmp/www/other/"
+rm -rf "$tmp/www/other/dists/tiny"
 python3 -c '
 import http.server, os, sys
 os.chdir(sys.argv[1])
 s = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
         http.server.SimpleHTTPRequestHandler)
 print(s.server_address[1], flush=True)
-s.serve_forever()' data/catalog/mirror >"$tmp/port" 2>/dev/null &
+s.serve_forever()' "$tmp/www" >"$tmp/port" 2>/dev/null &
 server=$!
 for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$tmp/port" ] && break; sleep 0.5; done
 url="http://127.0.0.1:$(cat "$tmp/port")/debian"
@@ -146,7 +151,15 @@ else
     bad "catalog from an HTTP mirror equals the tree's"
     diff "$tmp/dir.info" "$tmp/url.info" | head
 fi
-status "HTTP mirror without the suite" 66 "dists/nosuch/InRelease: not found" \
+if "$FLOWDEX" catalog build -q -o "$tmp/two.fdxc" -s tiny -s sid "$url" \
+       "${url%/debian}/other" 2>"$tmp/err" &&
+   [ "$("$FLOWDEX" catalog info "$tmp/two.fdxc" | grep -c '^origin [0-9]')" -eq 3 ]; then
+    ok "two HTTP archives, a suite in only one of them"
+else
+    bad "two HTTP archives, a suite in only one of them"
+    cat "$tmp/err"
+fi
+status "HTTP mirror without the suite" 66 "suite nosuch: no source has this suite" \
     "$FLOWDEX" catalog build -q -o "$tmp/none.fdxc" -s nosuch "$url"
 kill "$server" 2>/dev/null
 wait "$server" 2>/dev/null
