@@ -36,6 +36,11 @@ typedef struct nf_rec {
     uint8_t has_oct, has_pkt; /* bit per index */
     uint8_t has_src, has_dst, has_sport, has_dport, has_proto, has_flags;
     uint8_t has_rev;
+    /* NSEL: firewall event (IE 233, v9 40005), 0 when absent, and the
+     * responder counters 232/299, used only on some events */
+    uint8_t fw_event, has_fw_event;
+    uint64_t fw_rev_oct, fw_rev_pkt;
+    uint8_t has_fw_rev;     /* bit 0 octets, bit 1 packets */
     /* times: 0 none, 1 sysUptime-relative, 2 absolute */
     uint8_t tkind[2];
     uint64_t tval[2];       /* ms (absolute) or uptime ms */
@@ -359,6 +364,30 @@ static uint64_t nf_pick(const uint64_t v[4], uint8_t has)
     return 0;
 }
 
+/*
+ * NSEL counters (231/232, 298/299) of a firewall event record count the
+ * connection only on an update (5) or teardown (2) event: a create event
+ * carries at most its first packet, a denied or alert event no
+ * connection at all, and joining either with the teardown of the same
+ * connection would inflate its size.  Records without an event keep them.
+ */
+static void nf_rec_fw_counters(nf_rec *r)
+{
+    r->f.fw_event = r->fw_event;
+    if (r->has_fw_event && r->fw_event != NF_FW_TEARDOWN &&
+        r->fw_event != NF_FW_UPDATE) {
+        r->has_oct &= (uint8_t)~(1u << 3);
+        r->has_pkt &= (uint8_t)~(1u << 3);
+        return;
+    }
+    if (r->has_fw_rev & 1)
+        r->f.rev_octets = r->fw_rev_oct;
+    if (r->has_fw_rev & 2)
+        r->f.rev_packets = r->fw_rev_pkt;
+    if (r->has_fw_rev)
+        r->has_rev = 1;
+}
+
 /* Turns the collected values into the record handed to the callback. */
 static int nf_rec_emit(nf_ctx *c, nf_rec *r, uint16_t tid)
 {
@@ -369,6 +398,7 @@ static int nf_rec_emit(nf_ctx *c, nf_rec *r, uint16_t tid)
     r->f.domain = c->s->domain;
     r->f.template_id = tid;
     r->f.source = c->h.version == 10 ? FDX_SRC_IPFIX : FDX_SRC_NETFLOW9;
+    nf_rec_fw_counters(r);
     r->f.octets = nf_pick(r->oct, r->has_oct);
     r->f.packets = nf_pick(r->pkt, r->has_pkt);
     if (r->has_rev)
@@ -416,6 +446,21 @@ static void nf_options_apply(nf_ctx *c, const nf_rec *r)
 /* ---------------------------------------------------------------- */
 /* Field values                                                      */
 /* ---------------------------------------------------------------- */
+
+/* The same element twice: the first one counts. */
+static void nf_first_u16(uint16_t *dst, uint8_t *has, uint64_t v)
+{
+    if (!*has)
+        *dst = (uint16_t)v;
+    *has = 1;
+}
+
+static void nf_first_u8(uint8_t *dst, uint8_t *has, uint64_t v)
+{
+    if (!*has)
+        *dst = (uint8_t)v;
+    *has = 1;
+}
 
 static void nf_set_counter(uint64_t v[4], uint8_t *has, int i, uint64_t x)
 {
@@ -494,15 +539,19 @@ static void nf_field_counter(nf_rec *r, uint16_t type, uint64_t v)
     case 231: nf_set_counter(r->oct, &r->has_oct, 3, v); break;
     case 298: nf_set_counter(r->pkt, &r->has_pkt, 3, v); break;
     case 232:
-        r->f.rev_octets = v;
-        r->has_rev = 1;
+        r->fw_rev_oct = v;
+        r->has_fw_rev |= 1;
         break;
     case 299:
-        r->f.rev_packets = v;
-        r->has_rev = 1;
+        r->fw_rev_pkt = v;
+        r->has_fw_rev |= 2;
+        break;
+    case 233: case 40005: /* firewallEvent; NSEL NF_F_FW_EVENT in v9 */
+        nf_first_u8(&r->fw_event, &r->has_fw_event, v);
         break;
     }
 }
+
 
 static void nf_field_time(const nf_ctx *c, nf_rec *r, uint16_t type,
                           const uint8_t *p, size_t len, uint64_t v)
@@ -548,21 +597,6 @@ static void nf_field_sampling(nf_rec *r, uint16_t type, uint64_t v)
     case 305: r->pkt_interval = v; break;
     case 306: r->pkt_space = v; break;
     }
-}
-
-/* The same element twice: the first one counts. */
-static void nf_first_u16(uint16_t *dst, uint8_t *has, uint64_t v)
-{
-    if (!*has)
-        *dst = (uint16_t)v;
-    *has = 1;
-}
-
-static void nf_first_u8(uint8_t *dst, uint8_t *has, uint64_t v)
-{
-    if (!*has)
-        *dst = (uint8_t)v;
-    *has = 1;
 }
 
 /* Interprets one field value of len bytes (already bounds-checked). */

@@ -28,6 +28,8 @@
 #define NF_PEN_REVERSE 29305u /* RFC 5103 reverse information elements */
 #define NF_PEN_IXIA 3054u    /* Ixia: reverse counts as 176/177 */
 #define NF_VARLEN 0xFFFFu     /* field length meaning "variable" */
+#define NF_FW_TEARDOWN 2      /* NSEL firewall events (IE 233 / 40005) */
+#define NF_FW_UPDATE 5
 
 /* One field specifier of a template. */
 typedef struct nf_field {

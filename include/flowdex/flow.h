@@ -38,6 +38,9 @@ enum fdx_flow_source {
  * One unidirectional flow record (or an RFC 5103 biflow, see flags).
  * Times are UTC milliseconds since the epoch.  octets count whole IP
  * packets (IP header included), as every exporter reports them.
+ * fw_event is 1 create, 2 teardown, 3 denied, 4 alert, 5 update (Cisco
+ * NSEL); the NSEL counters count only on teardown and update events, so
+ * the other events carry octets and packets 0 unless IE 1/2 said more.
  */
 typedef struct fdx_flow {
     fdx_addr src, dst;
@@ -54,6 +57,7 @@ typedef struct fdx_flow {
     uint8_t tcp_flags;
     uint8_t source;           /* enum fdx_flow_source */
     uint8_t flags;            /* FDX_FLOW_* */
+    uint8_t fw_event;         /* firewall event (NSEL, IE 233), 0: none */
 } fdx_flow;
 
 /*
