@@ -63,37 +63,62 @@ static const uint64_t NF_DAY_MS = 86400000u;
 /* ---------------------------------------------------------------- */
 
 /*
- * Logs one malformed-input event with its context.  Hostile input can make
- * every datagram malformed, so after a burst only one line in
- * NF_LOG_EVERY is written.
+ * Hostile input can make every datagram malformed, so after a burst only
+ * one malformed-input line in NF_LOG_EVERY is written.  Returns the
+ * number of the event (from 1), or 0 when no line is to be written.
+ */
+static uint64_t nf_log_turn(fdx_nf_decoder *dec)
+{
+    uint64_t n = dec->nbad_logged++;
+
+    if (!fdx__log_enabled(&dec->log, FDX_LOG_WARN))
+        return 0;
+    if (n >= NF_LOG_BURST && n % NF_LOG_EVERY != 0)
+        return 0;
+    return n + 1;
+}
+
+/*
+ * Logs one malformed-input event with its context: exporter, port,
+ * version, domain, template and offset within the datagram.  seen counts
+ * the events so far, this one included.
  */
 static void nf_warn(fdx_nf_decoder *dec, const nf_session *s,
                     unsigned tid, size_t off, const char *what)
 {
     char ab[FDX_ADDRSTRLEN];
-    uint64_t n = dec->nbad_logged++;
+    uint64_t n = nf_log_turn(dec);
 
-    if (!fdx__log_enabled(&dec->log, FDX_LOG_WARN))
+    if (n == 0)
         return;
-    if (n >= NF_LOG_BURST && n % NF_LOG_EVERY != 0)
-        return;
-    /* seen: malformed events so far, this one included (offset: within
-     * the datagram) */
-    if (s == NULL) {
-        fdx__log(&dec->log, FDX_LOG_WARN, "netflow: %s offset=%zu "
-                 "seen=%llu", what, off, (unsigned long long)n + 1);
-        return;
-    }
     fdx__log(&dec->log, FDX_LOG_WARN, "netflow: %s exporter=%s port=%u "
              "version=%u domain=%lu template=%u offset=%zu seen=%llu",
              what, fdx_addr_format(&s->exporter, ab, sizeof(ab)),
              (unsigned)s->port, (unsigned)s->version,
-             (unsigned long)s->domain, tid, off, (unsigned long long)n + 1);
+             (unsigned long)s->domain, tid, off, (unsigned long long)n);
+}
+
+/* The same for a datagram refused before its session was known. */
+static void nf_warn_dgram(fdx_nf_decoder *dec, const fdx_addr *a,
+                          uint16_t port, const uint8_t *buf, size_t len,
+                          const char *what)
+{
+    char ab[FDX_ADDRSTRLEN];
+    uint64_t n = nf_log_turn(dec);
+
+    if (n == 0)
+        return;
+    fdx__log(&dec->log, FDX_LOG_WARN, "netflow: %s exporter=%s port=%u "
+             "version=%u length=%zu offset=0 seen=%llu", what,
+             fdx_addr_format(a, ab, sizeof(ab)), (unsigned)port,
+             len >= 2 ? (unsigned)fdx__be16(buf) : 0u, len,
+             (unsigned long long)n);
 }
 
 static void nf_bad(nf_ctx *c, unsigned tid, size_t off, const char *what)
 {
     c->dec->st.bad_records++;
+    c->s->st.bad_records++;
     nf_warn(c->dec, c->s, tid, off, what);
 }
 
@@ -162,6 +187,21 @@ void fdx_nf_decoder_stats(const fdx_nf_decoder *dec, fdx_read_stats *st)
         st->no_template += dec->sess[i]->npend;
 }
 
+void fdx_nf_decoder_sessions(const fdx_nf_decoder *dec,
+                             fdx_nf_session_fn fn, void *ud)
+{
+    fdx_nf_session_stats st;
+
+    for (size_t i = 0; i < dec->nsess; i++) {
+        const nf_session *s = dec->sess[i];
+
+        st = s->st;
+        st.templates = (uint32_t)s->ntpl;
+        st.no_template += s->npend;
+        fn(ud, &st);
+    }
+}
+
 static int nf_session_match(const nf_session *s, const fdx_addr *a,
                             uint16_t port, uint8_t version, uint32_t domain)
 {
@@ -190,8 +230,7 @@ static nf_session *nf_session_get(fdx_nf_decoder *dec, const fdx_addr *a,
     }
     if (dec->nsess >= dec->lim.max_exporters) {
         dec->st.limit_hits++;
-        nf_warn(dec, NULL, 0, 0, "exporter session limit reached");
-        return NULL;
+        return NULL; /* logged by the caller, which knows the datagram */
     }
     if (dec->nsess == dec->capsess) {
         size_t cap = dec->capsess ? dec->capsess * 2 : 8;
@@ -208,6 +247,10 @@ static nf_session *nf_session_get(fdx_nf_decoder *dec, const fdx_addr *a,
     s->port = port;
     s->version = version;
     s->domain = domain;
+    s->st.exporter = *a;
+    s->st.port = port;
+    s->st.version = version;
+    s->st.domain = domain;
     memmove(&dec->sess[1], &dec->sess[0], dec->nsess * sizeof(dec->sess[0]));
     dec->sess[0] = s;
     dec->nsess++;
@@ -223,8 +266,16 @@ static void nf_seq_check(fdx_nf_decoder *dec, nf_session *s, uint32_t seq)
 {
     uint32_t gap = seq - s->next_seq;
 
-    if (s->has_seq && gap != 0 && gap < (1u << 28))
+    if (s->has_seq && gap != 0 && gap < (1u << 28)) {
         dec->st.seq_lost += gap;
+        s->st.seq_lost += gap;
+    }
+}
+
+/* Why nf_session_get() returned NULL: the cap, or memory. */
+static int nf_session_fail(const fdx_nf_decoder *dec)
+{
+    return dec->nsess >= dec->lim.max_exporters ? FDX_ELIMIT : FDX_ENOMEM;
 }
 
 static void nf_seq_advance(nf_session *s, uint32_t seq, uint32_t advance)
@@ -406,6 +457,7 @@ static int nf_rec_emit(nf_ctx *c, nf_rec *r, uint16_t tid)
     nf_rec_times(c, r);
     nf_rec_sampling(c, r);
     c->dec->st.flows++;
+    c->s->st.flows++;
     c->count++;
     rc = c->fn != NULL ? c->fn(c->ud, &r->f) : 0;
     if (rc != 0)
@@ -731,6 +783,7 @@ static void nf_pending_add(nf_ctx *c, uint16_t set_id, const uint8_t *p,
 
     if (len > cap) {
         c->dec->st.no_template++;
+        s->st.no_template++;
         c->dec->st.limit_hits++;
         return;
     }
@@ -738,12 +791,14 @@ static void nf_pending_add(nf_ctx *c, uint16_t set_id, const uint8_t *p,
                             s->pend_bytes + len > cap)) {
         nf_pending_drop(s, 0);
         c->dec->st.no_template++;
+        s->st.no_template++;
         c->dec->st.limit_hits++;
     }
     pe = &s->pend[s->npend];
     pe->body = fdx__malloc(len);
     if (pe->body == NULL) {
         c->dec->st.no_template++;
+        s->st.no_template++;
         return;
     }
     memcpy(pe->body, p, len);
@@ -1093,7 +1148,7 @@ static int nf_decode_v9(nf_ctx *c, const fdx_addr *a, uint16_t port,
     seq = fdx__be32(buf + 12);
     c->s = nf_session_get(c->dec, a, port, 9, fdx__be32(buf + 16));
     if (c->s == NULL)
-        return FDX_ELIMIT;
+        return nf_session_fail(c->dec);
     nf_seq_check(c->dec, c->s, seq);
     nf_seq_advance(c->s, seq, 1);
     rc = nf_walk_sets(c, buf, len, 20);
@@ -1116,7 +1171,7 @@ static int nf_decode_ipfix(nf_ctx *c, const fdx_addr *a, uint16_t port,
     seq = fdx__be32(buf + 8);
     c->s = nf_session_get(c->dec, a, port, 10, fdx__be32(buf + 12));
     if (c->s == NULL)
-        return FDX_ELIMIT;
+        return nf_session_fail(c->dec);
     if (mlen > len) {
         nf_bad(c, 0, 2, "message length beyond datagram");
         mlen = len;
@@ -1185,7 +1240,7 @@ static int nf_decode_v5(nf_ctx *c, const fdx_addr *a, uint16_t port,
     sampling = fdx__be16(buf + 22) & 0x3FFF;
     c->s = nf_session_get(c->dec, a, port, 5, fdx__be16(buf + 20));
     if (c->s == NULL)
-        return FDX_ELIMIT;
+        return nf_session_fail(c->dec);
     if (count > fit) {
         nf_bad(c, 0, 2, "v5 count beyond datagram");
         count = fit;
@@ -1195,11 +1250,36 @@ static int nf_decode_v5(nf_ctx *c, const fdx_addr *a, uint16_t port,
     for (size_t i = 0; i < count; i++) {
         nf_v5_record(c, buf + 24 + i * 48, sampling, &f);
         c->dec->st.flows++;
+        c->s->st.flows++;
+    c->s->st.flows++;
         c->count++;
         if (c->fn != NULL && (c->stop = c->fn(c->ud, &f)) != 0)
             return c->stop;
     }
     return c->count;
+}
+
+/*
+ * Counts every datagram once: decoded (even partly, or stopped by fn),
+ * refused at the session cap, or rejected as malformed.
+ */
+static void nf_count_datagram(nf_ctx *c, int rc, const fdx_addr *a,
+                              uint16_t port, const uint8_t *buf, size_t len)
+{
+    fdx_nf_decoder *dec = c->dec;
+
+    if (c->stop != 0 || rc >= 0) {
+        dec->st.datagrams++;
+        if (c->s != NULL)
+            c->s->st.datagrams++;
+    } else if (rc == FDX_ELIMIT) {
+        dec->st.refused++;
+        nf_warn_dgram(dec, a, port, buf, len,
+                      "exporter session limit reached, datagram refused");
+    } else {
+        dec->st.bad_datagrams++;
+        nf_warn_dgram(dec, a, port, buf, len, fdx_strerror(rc));
+    }
 }
 
 int fdx_nf_decode(fdx_nf_decoder *dec, const fdx_addr *exporter,
@@ -1228,15 +1308,6 @@ int fdx_nf_decode(fdx_nf_decoder *dec, const fdx_addr *exporter,
         default: rc = FDX_EVERSION; break;
         }
     }
-    if (c.stop != 0) {
-        dec->st.datagrams++;
-        return c.stop;
-    }
-    if (rc < 0 && rc != FDX_ELIMIT) {
-        dec->st.bad_datagrams++;
-        nf_warn(dec, NULL, 0, 0, fdx_strerror(rc));
-    } else if (rc >= 0) {
-        dec->st.datagrams++;
-    }
-    return rc;
+    nf_count_datagram(&c, rc, exporter, port, buf, len);
+    return c.stop != 0 ? c.stop : rc;
 }

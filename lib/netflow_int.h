@@ -85,6 +85,7 @@ typedef struct nf_session {
 
     uint32_t next_seq;
     uint8_t has_seq;
+    fdx_nf_session_stats st; /* counters; identity filled at creation */
 
     nf_pending pend[NF_MAX_PENDING_SETS];
     size_t npend, pend_bytes;

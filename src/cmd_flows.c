@@ -87,7 +87,7 @@ int cmd_flows(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     enum report_format fmt = REPORT_TABLE;
-    fdx_read_opts ro = {&cli_logger, NULL};
+    fdx_read_opts ro = {&cli_logger, NULL, NULL, NULL};
     int c, failed = 0;
 
     while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {

@@ -78,7 +78,30 @@ typedef struct fdx_read_stats {
     uint64_t no_template;      /* data sets still without a template */
     uint64_t seq_lost;         /* records/datagrams missing by sequence */
     uint64_t limit_hits;       /* a documented cap was reached */
+    uint64_t refused;          /* datagrams refused at the session cap */
 } fdx_read_stats;
+
+/*
+ * Counters of one exporter session of a NetFlow/IPFIX decoder: exporter
+ * address and port, version and source id / observation domain.
+ * seq_lost counts what the exporter's sequence numbers say is missing:
+ * datagrams for v9, records for v5 and IPFIX.
+ */
+typedef struct fdx_nf_session_stats {
+    fdx_addr exporter;
+    uint16_t port;
+    uint8_t version;           /* 5, 9 or 10 */
+    uint32_t domain;
+    uint32_t templates;        /* templates and options templates held */
+    uint64_t datagrams;
+    uint64_t flows;
+    uint64_t bad_records;
+    uint64_t no_template;      /* data sets dropped or still waiting */
+    uint64_t seq_lost;
+} fdx_nf_session_stats;
+
+/* Called once per session; the record is only valid during the call. */
+typedef void (*fdx_nf_session_fn)(void *ud, const fdx_nf_session_stats *s);
 
 /* ---------------------------------------------------------------- */
 /* NetFlow v5 / v9 / IPFIX datagram decoder                          */
@@ -117,13 +140,24 @@ int fdx_nf_decode(fdx_nf_decoder *dec, const fdx_addr *exporter,
 /* Copies the decoder's counters into *st. */
 void fdx_nf_decoder_stats(const fdx_nf_decoder *dec, fdx_read_stats *st);
 
+/* Calls fn for every session the decoder holds, most recent first. */
+void fdx_nf_decoder_sessions(const fdx_nf_decoder *dec,
+                             fdx_nf_session_fn fn, void *ud);
+
 /* ---------------------------------------------------------------- */
 /* Files                                                             */
 /* ---------------------------------------------------------------- */
 
+/*
+ * Options of the readers; every member may be NULL.  session_fn, when set,
+ * is called for every exporter session of a capture or IPFIX file once
+ * the file was read (nfcapd files have none).
+ */
 typedef struct fdx_read_opts {
     const fdx_logger *log;
     const fdx_nf_limits *limits;
+    fdx_nf_session_fn session_fn;
+    void *session_ud;
 } fdx_read_opts;
 
 /*
