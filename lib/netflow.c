@@ -16,6 +16,11 @@
 #include "internal.h"
 #include "netflow_int.h"
 
+/* What fdx_nf_limits promises a session takes besides its early data. */
+_Static_assert(sizeof(nf_session) + 2 * sizeof(nf_session *) +
+                   NF_MAX_PENDING_SETS * 32 <= FDX_NF_SESSION_BYTES,
+               "nf_session outgrew FDX_NF_SESSION_BYTES");
+
 /* Message context while one datagram (or one pending set) is decoded. */
 typedef struct nf_ctx {
     fdx_nf_decoder *dec;
@@ -143,6 +148,8 @@ fdx_nf_decoder *fdx_nf_decoder_new(const fdx_nf_limits *limits,
         dec->lim.max_fields = NF_DEF_FIELDS;
     if (dec->lim.max_pending_bytes == 0)
         dec->lim.max_pending_bytes = NF_DEF_PENDING;
+    if (dec->lim.max_template_bytes == 0)
+        dec->lim.max_template_bytes = NF_DEF_TEMPLATE_BYTES;
     if (log != NULL)
         dec->log = *log;
     return dec;
@@ -886,8 +893,30 @@ static size_t nf_parse_fields(int ipfix, const uint8_t *p, size_t len,
     return off;
 }
 
-static void nf_template_clear(nf_session *s, size_t i)
+/* Bytes a template's fields take, as charged to max_template_bytes. */
+static size_t nf_fields_bytes(size_t nfields)
 {
+    return (nfields ? nfields : 1) * sizeof(nf_field);
+}
+
+/*
+ * True when growing the decoder's templates by more bytes stays within
+ * max_template_bytes; otherwise the cap is counted and logged.
+ */
+static int nf_template_budget(nf_ctx *c, uint16_t id, size_t more)
+{
+    fdx_nf_decoder *dec = c->dec;
+
+    if (more <= dec->lim.max_template_bytes - dec->tpl_bytes)
+        return 1;
+    dec->st.limit_hits++;
+    nf_warn(dec, c->s, id, 0, "template memory limit reached");
+    return 0;
+}
+
+static void nf_template_clear(fdx_nf_decoder *dec, nf_session *s, size_t i)
+{
+    dec->tpl_bytes -= nf_fields_bytes(s->tpl[i].nfields);
     fdx__free(s->tpl[i].fields);
     memmove(&s->tpl[i], &s->tpl[i + 1],
             (s->ntpl - i - 1) * sizeof(s->tpl[0]));
@@ -895,13 +924,34 @@ static void nf_template_clear(nf_session *s, size_t i)
 }
 
 /* IPFIX template withdrawal; id 2 or 3 withdraws all of that kind. */
-static void nf_template_withdraw(nf_session *s, uint16_t id, int options)
+static void nf_template_withdraw(nf_ctx *c, uint16_t id, int options)
 {
-    for (size_t i = s->ntpl; i-- > 0;) {
-        int all = id == 2 || id == 3;
+    nf_session *s = c->s;
+    int all = id == 2 || id == 3;
+
+    for (size_t i = s->ntpl; i-- > 0;)
         if (all ? s->tpl[i].options == options : s->tpl[i].id == id)
-            nf_template_clear(s, i);
-    }
+            nf_template_clear(c->dec, s, i);
+}
+
+/* Doubles the session's template array, within the memory cap. */
+static int nf_template_grow(nf_ctx *c, uint16_t id)
+{
+    nf_session *s = c->s;
+    size_t cap = s->captpl ? s->captpl * 2 : 8;
+    nf_template *n;
+
+    if (cap > c->dec->lim.max_templates)
+        cap = c->dec->lim.max_templates;
+    if (!nf_template_budget(c, id, (cap - s->captpl) * sizeof(*n)))
+        return -1;
+    n = fdx__realloc(s->tpl, cap * sizeof(*n));
+    if (n == NULL)
+        return -1;
+    c->dec->tpl_bytes += (cap - s->captpl) * sizeof(*n);
+    s->tpl = n;
+    s->captpl = cap;
+    return 0;
 }
 
 /* Slot for template id, sorted; NULL at the per-session cap. */
@@ -919,14 +969,8 @@ static nf_template *nf_template_slot(nf_ctx *c, uint16_t id)
         nf_warn(c->dec, s, id, 0, "template limit reached");
         return NULL;
     }
-    if (s->ntpl == s->captpl) {
-        size_t cap = s->captpl ? s->captpl * 2 : 8;
-        nf_template *n = fdx__realloc(s->tpl, cap * sizeof(*n));
-        if (n == NULL)
-            return NULL;
-        s->tpl = n;
-        s->captpl = cap;
-    }
+    if (s->ntpl == s->captpl && nf_template_grow(c, id) != 0)
+        return NULL;
     memmove(&s->tpl[i + 1], &s->tpl[i], (s->ntpl - i) * sizeof(s->tpl[0]));
     memset(&s->tpl[i], 0, sizeof(s->tpl[0]));
     s->tpl[i].id = id;
@@ -943,6 +987,9 @@ static int nf_template_store(nf_ctx *c, uint16_t id, const uint8_t *p,
                              size_t len, size_t fc, size_t nscope,
                              int options)
 {
+    const nf_template *old = nf_template_find(c->s, id);
+    size_t had = old != NULL ? nf_fields_bytes(old->nfields) : 0;
+    size_t need = nf_fields_bytes(fc);
     nf_field *fields;
     nf_template *t;
     uint32_t min_len;
@@ -952,6 +999,9 @@ static int nf_template_store(nf_ctx *c, uint16_t id, const uint8_t *p,
         nf_warn(c->dec, c->s, id, 0, "template field limit reached");
         return 0;
     }
+    /* a new template also needs room for a slot: checked when grown */
+    if (need > had && !nf_template_budget(c, id, need - had))
+        return 0;
     fields = fdx__calloc(fc ? fc : 1, sizeof(*fields));
     if (fields == NULL)
         return 0;
@@ -961,6 +1011,9 @@ static int nf_template_store(nf_ctx *c, uint16_t id, const uint8_t *p,
         fdx__free(fields);
         return 0;
     }
+    c->dec->tpl_bytes += need;
+    if (t->fields != NULL)
+        c->dec->tpl_bytes -= nf_fields_bytes(t->nfields);
     fdx__free(t->fields);
     t->fields = fields;
     t->nfields = (uint16_t)fc;
@@ -985,7 +1038,7 @@ static int nf_template_set(nf_ctx *c, const uint8_t *p, size_t len,
         if (id == 0 && fc == 0)
             return 0; /* padding */
         if (ipfix && fc == 0) {
-            nf_template_withdraw(c->s, id, 0);
+            nf_template_withdraw(c, id, 0);
             off += 4;
             continue;
         }
@@ -1056,7 +1109,7 @@ static int nf_ipfix_options_set(nf_ctx *c, const uint8_t *p, size_t len,
         if (id == 0 && fc == 0)
             return 0; /* padding */
         if (fc == 0) {
-            nf_template_withdraw(c->s, id, 1);
+            nf_template_withdraw(c, id, 1);
             off += 4;
             continue;
         }

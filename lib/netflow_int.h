@@ -20,6 +20,7 @@
 #define NF_DEF_TEMPLATES 1024
 #define NF_DEF_FIELDS 256
 #define NF_DEF_PENDING (64u * 1024u)
+#define NF_DEF_TEMPLATE_BYTES (16u * 1024u * 1024u)
 #define NF_MAX_PENDING_SETS 16 /* early data sets kept per session */
 #define NF_MAX_SAMPLERS 32     /* sampler ids remembered per session */
 #define NF_LOG_BURST 50        /* malformed-input lines logged in full */
@@ -97,6 +98,7 @@ struct fdx_nf_decoder {
     fdx_read_stats st;
     nf_session **sess; /* nsess entries, at most lim.max_exporters */
     size_t nsess, capsess;
+    size_t tpl_bytes;  /* template arrays and fields, all sessions */
     uint64_t nbad_logged;
 };
 

@@ -875,7 +875,7 @@ static void test_malformed_sets(void **state)
 
 static void test_limits(void **state)
 {
-    fdx_nf_limits lim = {1, 1, 4, 64};
+    fdx_nf_limits lim = {1, 1, 4, 64, 0};
     fdx_nf_decoder *d = dec_new(&lim);
     sink *s = calloc(1, sizeof(*s));
     fdx_read_stats st;
@@ -913,6 +913,66 @@ static void test_limits(void **state)
     fdx_nf_decoder_stats(d, &st);
     assert_int_equal(st.limit_hits, 4);  /* + session, template, pending */
     assert_int_equal(st.no_template, 3); /* 1 dropped + 2 still waiting */
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/* IPFIX template set with one template of nfields 4-byte fields. */
+static void ipfix_template_n(buf *b, uint16_t id, unsigned nfields)
+{
+    size_t off = b->n;
+
+    put16(b, 2); put16(b, 0);
+    put16(b, id); put16(b, nfields);
+    for (unsigned f = 0; f < nfields; f++) {
+        put16(b, 1 + f);
+        put16(b, nfields ? 4 : 0);
+    }
+    set_done(b, off);
+}
+
+/*
+ * max_template_bytes: a refreshed or redefined template is charged once,
+ * a withdrawn one gives its bytes back.
+ */
+static void test_template_memory_cap(void **state)
+{
+    fdx_nf_limits lim = {0, 0, 0, 0, 2048};
+    fdx_nf_decoder *d = dec_new(&lim);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    size_t off;
+    buf b;
+
+    (void)state;
+    for (uint32_t i = 0; i < 100; i++) { /* 100 x 800 bytes of fields */
+        ipfix_header(&b, 0, 1);
+        ipfix_template_n(&b, 300, 100 - i % 2);
+        ipfix_done(&b);
+        feed(d, &b, s);
+    }
+    ipfix_header(&b, 0, 1);
+    ipfix_template_n(&b, 301, 200);      /* 1600 more: over 2048 */
+    ipfix_done(&b);
+    feed(d, &b, s);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.limit_hits, 1);
+
+    ipfix_header(&b, 0, 1);              /* withdraw 300, then 301 fits */
+    off = b.n;
+    put16(&b, 2); put16(&b, 0); put16(&b, 300); put16(&b, 0);
+    set_done(&b, off);
+    ipfix_template_n(&b, 301, 200);
+    off = b.n;
+    put16(&b, 301); put16(&b, 0);
+    for (int f = 0; f < 200; f++)
+        put32(&b, f == 0 ? 1234 : 0);
+    set_done(&b, off);
+    ipfix_done(&b);
+    assert_int_equal(feed(d, &b, s), 1);
+    assert_int_equal(s->f[0].octets, 1234);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.limit_hits, 1);
     fdx_nf_decoder_free(d);
     free(s);
 }
@@ -982,6 +1042,191 @@ static void test_fuzz_mutations(void **state)
     free(s);
 }
 
+/* ---------------------------------------------------------------- */
+/* Memory bound                                                      */
+/* ---------------------------------------------------------------- */
+
+/* Live and peak bytes allocated through the library's hooks. */
+static size_t mem_live, mem_peak;
+
+typedef union mem_hdr {
+    size_t n;
+    max_align_t align;
+} mem_hdr;
+
+static void *mem_malloc(size_t n)
+{
+    mem_hdr *h = malloc(sizeof(*h) + n);
+
+    if (h == NULL)
+        return NULL;
+    h->n = n;
+    mem_live += n;
+    if (mem_live > mem_peak)
+        mem_peak = mem_live;
+    return h + 1;
+}
+
+static void mem_free(void *p)
+{
+    mem_hdr *h = p;
+
+    if (p == NULL)
+        return;
+    h--;
+    mem_live -= h->n;
+    free(h);
+}
+
+static void *mem_realloc(void *p, size_t n)
+{
+    mem_hdr *h;
+    void *q;
+
+    if (p == NULL)
+        return mem_malloc(n);
+    h = (mem_hdr *)p - 1;
+    q = mem_malloc(n);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, h->n < n ? h->n : n);
+    mem_free(p);
+    return q;
+}
+
+static uint32_t rnd_next(uint32_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 17;
+    *x ^= *x << 5;
+    return *x;
+}
+
+/*
+ * One IPFIX message of exporter port `port`: a template set of templates
+ * with ids from *next_id, each of nfields fields, filling the message.
+ */
+static size_t flood_templates(uint8_t *m, uint16_t *next_id,
+                              unsigned nfields)
+{
+    size_t n = 20, rec = 4 + 4 * (size_t)nfields;
+
+    while (n + rec <= 65535 - 16) {
+        uint8_t *r = m + n;
+
+        r[0] = (uint8_t)(*next_id >> 8);
+        r[1] = (uint8_t)*next_id;
+        r[2] = (uint8_t)(nfields >> 8);
+        r[3] = (uint8_t)nfields;
+        for (unsigned f = 0; f < nfields; f++) {
+            r[4 + 4 * f] = 0;
+            r[5 + 4 * f] = (uint8_t)(1 + f % 200); /* IE, 4 bytes */
+            r[6 + 4 * f] = 0;
+            r[7 + 4 * f] = 4;
+        }
+        n += rec;
+        *next_id = *next_id == 65535 ? 256 : *next_id + 1;
+    }
+    m[0] = 0; m[1] = 10;
+    m[2] = (uint8_t)(n >> 8); m[3] = (uint8_t)n;
+    memset(m + 4, 0, 12);
+    m[16] = 0; m[17] = 2;                   /* template set */
+    m[18] = (uint8_t)((n - 16) >> 8); m[19] = (uint8_t)(n - 16);
+    return n;
+}
+
+/*
+ * A random datagram: random bytes behind a plausible version, domain 0,
+ * and for v9 and IPFIX mostly sets with plausible ids and lengths.
+ */
+static size_t flood_random(uint8_t *m, uint32_t *x)
+{
+    static const unsigned versions[] = {5, 9, 10, 10, 9, 7};
+    size_t n = rnd_next(x) % 1500, off;
+    unsigned v = versions[rnd_next(x) % 6];
+
+    for (size_t i = 0; i < n; i++)
+        m[i] = (uint8_t)rnd_next(x);
+    if (n < 20)
+        return n;
+    m[0] = 0;
+    m[1] = (uint8_t)v;
+    if (v == 10 && rnd_next(x) % 8 != 0) { /* a length that fits */
+        m[2] = (uint8_t)(n >> 8);
+        m[3] = (uint8_t)n;
+    }
+    memset(m + (v == 10 ? 12 : 16), 0, 4); /* domain / source id 0 */
+    for (off = v == 10 ? 16 : 20; v != 5 && n - off >= 8;) {
+        unsigned r = rnd_next(x), id = r % 4 ? 256 + (r >> 8) % 20000
+                                             : (v == 10 ? 2 : 0) + r % 2;
+        size_t len = 4 + rnd_next(x) % (n - off - 3);
+
+        m[off] = (uint8_t)(id >> 8);
+        m[off + 1] = (uint8_t)id;
+        m[off + 2] = (uint8_t)(len >> 8);
+        m[off + 3] = (uint8_t)len;
+        off += len;
+    }
+    return n;
+}
+
+/*
+ * A template flood (thousands of ids, from as many exporters as the cap
+ * allows, with the largest field count allowed and more) and a stream of
+ * random datagrams: the decoder's memory stays under the bound documented
+ * in flow.h, and every datagram is counted exactly once.
+ */
+static void test_memory_bound(void **state)
+{
+    const fdx_allocator hooks = {mem_malloc, mem_realloc, mem_free};
+    const size_t bound = 16u * 1024 * 1024 +
+                         256u * (64u * 1024 + FDX_NF_SESSION_BYTES);
+    uint8_t *m = malloc(65536);
+    uint16_t next_id = 256;
+    uint32_t x = 2463534242u;
+    uint64_t fed = 0;
+    fdx_read_stats st;
+    fdx_nf_decoder *d;
+    fdx_addr a;
+
+    (void)state;
+    assert_non_null(m);
+    fdx_set_allocator(&hooks);
+    mem_live = mem_peak = 0;
+    d = fdx_nf_decoder_new(NULL, NULL);
+    assert_non_null(d);
+    fdx_addr_parse(&a, "198.51.100.7");
+    for (unsigned port = 0; port < 200; port++) {
+        for (int k = 0; k < 2; k++) {
+            size_t n = flood_templates(m, &next_id, k ? 256 : 257);
+            fdx_nf_decode(d, &a, (uint16_t)port, m, n, 0, NULL, NULL);
+            fed++;
+        }
+    }
+    for (int i = 0; i < 50000; i++) {
+        size_t n = flood_random(m, &x);
+        fdx_nf_decode(d, &a, (uint16_t)(rnd_next(&x) % 300), m, n, 0,
+                      NULL, NULL);
+        fed++;
+    }
+    fdx_nf_decoder_stats(d, &st);
+    print_message("peak %zu bytes (bound %zu), %llu datagrams, %llu bad, "
+                  "%llu refused, %llu cap hits\n", mem_peak, bound,
+                  (unsigned long long)st.datagrams,
+                  (unsigned long long)st.bad_datagrams,
+                  (unsigned long long)st.refused,
+                  (unsigned long long)st.limit_hits);
+    assert_true(mem_peak <= bound);
+    assert_true(mem_peak >= 16u * 1024 * 1024 - 64u * 1024); /* filled */
+    assert_int_equal(st.datagrams + st.bad_datagrams + st.refused, fed);
+    assert_true(st.refused > 0);
+    assert_true(st.datagrams > 10000);
+    fdx_nf_decoder_free(d);
+    assert_int_equal(mem_live, 0);
+    fdx_set_allocator(NULL);
+    free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1011,8 +1256,10 @@ int main(void)
         cmocka_unit_test(test_crafted_v5_times),
         cmocka_unit_test(test_malformed_sets),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_template_memory_cap),
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_fuzz_mutations),
+        cmocka_unit_test(test_memory_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

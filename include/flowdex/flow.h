@@ -109,13 +109,30 @@ typedef void (*fdx_nf_session_fn)(void *ud, const fdx_nf_session_stats *s);
 
 typedef struct fdx_nf_decoder fdx_nf_decoder;
 
-/* Caps that bound a decoder's memory whatever arrives; 0 means default. */
+/*
+ * Caps that bound a decoder's memory whatever arrives; 0 means default
+ * (in brackets).  Each cap reached is counted in limit_hits and logged:
+ *   max_exporters       exporter sessions (address, port, version,
+ *                       domain) [256]; a datagram of one more is refused
+ *   max_templates       templates and options templates per session [1024]
+ *   max_fields          fields per template [256]; a longer one is refused
+ *   max_pending_bytes   early data sets kept per session, at most 16 of
+ *                       them [64 KiB]; the oldest make room
+ *   max_template_bytes  all templates of the decoder together [16 MiB]
+ * A decoder never holds more than
+ *   max_template_bytes + max_exporters * (max_pending_bytes + 4 KiB)
+ * bytes: 33 MiB with the defaults.
+ */
 typedef struct fdx_nf_limits {
-    uint32_t max_exporters;           /* exporter+domain sessions */
-    uint32_t max_templates;           /* per session */
-    uint32_t max_fields;              /* per template */
-    uint32_t max_pending_bytes;       /* early data kept per session */
+    uint32_t max_exporters;
+    uint32_t max_templates;
+    uint32_t max_fields;
+    uint32_t max_pending_bytes;
+    uint32_t max_template_bytes;
 } fdx_nf_limits;
+
+/* Bytes of session state per exporter allowed for in that bound. */
+#define FDX_NF_SESSION_BYTES 4096u
 
 /*
  * Creates a decoder that keeps templates per exporter address, port and
