@@ -494,6 +494,7 @@ static void nf_options_apply(nf_ctx *c, const nf_rec *r)
     if (i == s->nsmp) {
         if (s->nsmp == NF_MAX_SAMPLERS) {
             c->dec->st.limit_hits++;
+            nf_warn(c->dec, s, 0, 0, "sampler limit reached");
             return;
         }
         s->nsmp++;
@@ -1304,7 +1305,6 @@ static int nf_decode_v5(nf_ctx *c, const fdx_addr *a, uint16_t port,
         nf_v5_record(c, buf + 24 + i * 48, sampling, &f);
         c->dec->st.flows++;
         c->s->st.flows++;
-    c->s->st.flows++;
         c->count++;
         if (c->fn != NULL && (c->stop = c->fn(c->ud, &f)) != 0)
             return c->stop;
