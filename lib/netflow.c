@@ -53,6 +53,8 @@ typedef struct nf_rec {
     /* sampling and options */
     uint64_t smp_id;
     uint8_t has_smp_id;
+    uint64_t in_if;         /* IE 10, or a v9 interface scope */
+    uint8_t has_in_if;
     uint32_t smp_interval;  /* 34, 50 or 305/306 */
     uint64_t pkt_interval, pkt_space;
     uint64_t init_ms;
@@ -375,10 +377,11 @@ static void nf_rec_times(const nf_ctx *c, nf_rec *r)
         r->f.flags |= FDX_FLOW_TIME_BAD;
 }
 
-static uint32_t nf_sampler_find(const nf_session *s, uint64_t id)
+static uint32_t nf_sampler_find(const nf_session *s, uint64_t id,
+                                int by_if)
 {
     for (size_t i = 0; i < s->nsmp; i++)
-        if (s->smp[i].id == id)
+        if (s->smp[i].id == id && s->smp[i].by_if == by_if)
             return s->smp[i].interval;
     return 0;
 }
@@ -401,12 +404,18 @@ static uint32_t nf_rec_interval(const nf_rec *r)
     return nf_interval_space(r->pkt_interval, r->pkt_space);
 }
 
+/*
+ * The record's own interval, else that of its sampler id, else that of
+ * its ingress interface, else the one announced for the whole session.
+ */
 static void nf_rec_sampling(const nf_ctx *c, nf_rec *r)
 {
     uint32_t n = nf_rec_interval(r);
 
     if (n == 0 && r->has_smp_id)
-        n = nf_sampler_find(c->s, r->smp_id);
+        n = nf_sampler_find(c->s, r->smp_id, 0);
+    if (n == 0 && r->has_in_if)
+        n = nf_sampler_find(c->s, r->in_if, 1);
     if (n == 0)
         n = c->s->def_sampling;
     r->f.sampling = n;
@@ -472,25 +481,16 @@ static int nf_rec_emit(nf_ctx *c, nf_rec *r, uint16_t tid)
     return rc;
 }
 
-/* Remembers what an options record said about sampling and init time. */
-static void nf_options_apply(nf_ctx *c, const nf_rec *r)
+/* Stores the interval of a sampler id or interface, within the cap. */
+static void nf_sampler_put(nf_ctx *c, uint64_t id, uint8_t by_if,
+                           uint32_t n)
 {
     nf_session *s = c->s;
-    uint32_t n = nf_rec_interval(r);
     size_t i;
 
-    if (r->has_init) {
-        s->init_ms = r->init_ms;
-        s->has_init = 1;
-    }
-    if (n == 0)
-        return;
-    if (!r->has_smp_id) {
-        s->def_sampling = n;
-        return;
-    }
-    for (i = 0; i < s->nsmp && s->smp[i].id != r->smp_id; i++)
-        ;
+    for (i = 0; i < s->nsmp; i++)
+        if (s->smp[i].id == id && s->smp[i].by_if == by_if)
+            break;
     if (i == s->nsmp) {
         if (s->nsmp == NF_MAX_SAMPLERS) {
             c->dec->st.limit_hits++;
@@ -499,8 +499,32 @@ static void nf_options_apply(nf_ctx *c, const nf_rec *r)
         }
         s->nsmp++;
     }
-    s->smp[i].id = r->smp_id;
+    s->smp[i].id = id;
+    s->smp[i].by_if = by_if;
     s->smp[i].interval = n;
+}
+
+/* Remembers what an options record said about sampling and init time. */
+static void nf_options_apply(nf_ctx *c, const nf_rec *r)
+{
+    nf_session *s = c->s;
+    uint32_t n = nf_rec_interval(r);
+
+    if (r->has_init) {
+        s->init_ms = r->init_ms;
+        s->has_init = 1;
+    }
+    if (n == 0)
+        return;
+    if (!r->has_smp_id && !r->has_in_if) {
+        s->def_sampling = n;
+        return;
+    }
+    /* flows of interfaces never announced are taken as sampled too */
+    if (!r->has_smp_id && n > s->def_sampling)
+        s->def_sampling = n;
+    nf_sampler_put(c, r->has_smp_id ? r->smp_id : r->in_if,
+                   !r->has_smp_id, n);
 }
 
 /* ---------------------------------------------------------------- */
@@ -683,6 +707,11 @@ static void nf_field_value(const nf_ctx *c, nf_rec *r, const nf_field *f,
     case 7: nf_first_u16(&r->f.sport, &r->has_sport, v); return;
     case 11: nf_first_u16(&r->f.dport, &r->has_dport, v); return;
     case 4: nf_first_u8(&r->f.proto, &r->has_proto, v); return;
+    case 10:
+        if (!r->has_in_if)
+            r->in_if = v;
+        r->has_in_if = 1;
+        return;
     case 6: nf_first_u8(&r->f.tcp_flags, &r->has_flags, v); return;
     }
     nf_field_counter(r, f->type, v);
@@ -693,6 +722,14 @@ static void nf_field_value(const nf_ctx *c, nf_rec *r, const nf_field *f,
 /* ---------------------------------------------------------------- */
 /* Data sets                                                         */
 /* ---------------------------------------------------------------- */
+
+/* A v9 options record scoped on an interface. */
+static void nf_v9_scope_if(nf_rec *r, uint64_t ifindex)
+{
+    if (!r->has_in_if)
+        r->in_if = ifindex;
+    r->has_in_if = 1;
+}
 
 /*
  * Decodes one record of template t from p[0..len).  Returns the bytes it
@@ -723,6 +760,8 @@ static size_t nf_record(const nf_ctx *c, const nf_template *t,
         /* v9 scope fields are not information elements */
         if (!(c->h.version == 9 && i < t->nscope))
             nf_field_value(c, r, f, p + off, flen);
+        else if (f->type == NF_V9_SCOPE_IF && flen >= 1 && flen <= 8)
+            nf_v9_scope_if(r, fdx__beN(p + off, flen));
         off += flen;
     }
     return off;

@@ -31,6 +31,7 @@
 #define NF_VARLEN 0xFFFFu     /* field length meaning "variable" */
 #define NF_FW_TEARDOWN 2      /* NSEL firewall events (IE 233 / 40005) */
 #define NF_FW_UPDATE 5
+#define NF_V9_SCOPE_IF 2      /* v9 options scope type: interface */
 
 /* One field specifier of a template. */
 typedef struct nf_field {
@@ -56,9 +57,11 @@ typedef struct nf_hdr {
     uint8_t version;
 } nf_hdr;
 
+/* A sampling interval announced by an options record, and its scope. */
 typedef struct nf_sampler {
-    uint64_t id;
+    uint64_t id;       /* sampler / selector id, or interface index */
     uint32_t interval;
+    uint8_t by_if;     /* 1: scoped on an interface (v9 scope 2, IE 10) */
 } nf_sampler;
 
 /* A copy of a data set whose template was not known yet. */
@@ -80,7 +83,8 @@ typedef struct nf_session {
 
     nf_sampler smp[NF_MAX_SAMPLERS];
     size_t nsmp;
-    uint32_t def_sampling; /* sampling announced without a sampler id */
+    uint32_t def_sampling; /* sampling announced without a sampler id;
+                            * for interface scopes, the largest one */
     uint64_t init_ms;      /* systemInitTimeMilliseconds (IE 160) */
     uint8_t has_init;
 

@@ -779,6 +779,66 @@ static void test_bad_datagram_messages(void **state)
     free(s);
 }
 
+/*
+ * Sampling from v9 options records, matched by scope: per interface
+ * (softflowd's layout: scope 2 = interface, IE 34/35) and per sampler id
+ * (the layout of v9-ie150-ie151-flow-seconds' template 257: IE 48/49/50).
+ */
+static void test_crafted_v9_sampling_scope(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    static const unsigned ifs[] = {1, 2, 3};
+    size_t off;
+    buf b;
+
+    (void)state;
+    v9_header(&b, 1, 0);
+    off = b.n;                        /* options templates 256 and 257 */
+    put16(&b, 1); put16(&b, 0);
+    put16(&b, 256); put16(&b, 4); put16(&b, 8);
+    put16(&b, 2); put16(&b, 4);       /* scope: interface */
+    put16(&b, 34); put16(&b, 4); put16(&b, 35); put16(&b, 1);
+    put16(&b, 257); put16(&b, 4); put16(&b, 12);
+    put16(&b, 1); put16(&b, 4);       /* scope: system */
+    put16(&b, 48); put16(&b, 1); put16(&b, 49); put16(&b, 1);
+    put16(&b, 50); put16(&b, 4);
+    set_done(&b, off);
+    off = b.n;                        /* if 1: 1 in 100, if 2: none */
+    put16(&b, 256); put16(&b, 0);
+    put32(&b, 1); put32(&b, 100); put8(&b, 1);
+    put32(&b, 2); put32(&b, 1); put8(&b, 1);
+    put8(&b, 0); put8(&b, 0);         /* padding */
+    set_done(&b, off);
+    off = b.n;                        /* sampler 7: 1 in 50 */
+    put16(&b, 257); put16(&b, 0);
+    put32(&b, 0); put8(&b, 7); put8(&b, 2); put32(&b, 50);
+    set_done(&b, off);
+    off = b.n;                        /* flows: IE 10, 1, 48 */
+    put16(&b, 0); put16(&b, 0);
+    put16(&b, 300); put16(&b, 3);
+    put16(&b, 10); put16(&b, 2); put16(&b, 1); put16(&b, 4);
+    put16(&b, 48); put16(&b, 1);
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 300); put16(&b, 0);
+    for (int i = 0; i < 3; i++) {
+        put16(&b, ifs[i]); put32(&b, 1000); put8(&b, 0);
+    }
+    put16(&b, 2); put32(&b, 1000); put8(&b, 7);
+    set_done(&b, off);
+    assert_int_equal(feed(d, &b, s), 4);
+    assert_int_equal(s->f[0].sampling, 100);   /* interface 1 */
+    assert_true(s->f[0].flags & FDX_FLOW_SAMPLED);
+    assert_int_equal(s->f[1].sampling, 1);     /* interface 2 */
+    assert_false(s->f[1].flags & FDX_FLOW_SAMPLED);
+    assert_int_equal(s->f[2].sampling, 100);   /* never announced */
+    assert_true(s->f[2].flags & FDX_FLOW_SAMPLED);
+    assert_int_equal(s->f[3].sampling, 50);    /* sampler id 7 first */
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
 static void test_crafted_v5_times(void **state)
 {
     fdx_nf_decoder *d = dec_new(NULL);
@@ -1261,6 +1321,7 @@ int main(void)
         cmocka_unit_test(test_seq_per_domain),
         cmocka_unit_test(test_seq_sessions_capture),
         cmocka_unit_test(test_bad_datagram_messages),
+        cmocka_unit_test(test_crafted_v9_sampling_scope),
         cmocka_unit_test(test_crafted_v5_times),
         cmocka_unit_test(test_malformed_sets),
         cmocka_unit_test(test_limits),
