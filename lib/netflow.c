@@ -597,18 +597,20 @@ static void nf_addr_field(fdx_addr *a, uint8_t *has, const uint8_t *p,
  */
 static void nf_field_enterprise(nf_rec *r, const nf_field *f, uint64_t v)
 {
-    int rev_oct = (f->pen == NF_PEN_REVERSE && f->type == 1) ||
+    int rev = f->pen == NF_PEN_REVERSE;
+    int rev_oct = (rev && (f->type == 1 || f->type == 85)) ||
                   (f->pen == NF_PEN_IXIA && f->type == 176);
-    int rev_pkt = (f->pen == NF_PEN_REVERSE && f->type == 2) ||
+    int rev_pkt = (rev && (f->type == 2 || f->type == 86)) ||
                   (f->pen == NF_PEN_IXIA && f->type == 177);
 
-    if (rev_oct)
+    /* a delta count (1/2) wins over a total count (85/86) */
+    if (rev_oct && (f->type != 85 || !(r->has_rev & 1)))
         r->f.rev_octets = v;
-    else if (rev_pkt)
+    else if (rev_pkt && (f->type != 86 || !(r->has_rev & 2)))
         r->f.rev_packets = v;
     else
         return;
-    r->has_rev = 1;
+    r->has_rev |= rev_oct ? 1 : 2;
 }
 
 static void nf_field_counter(nf_rec *r, uint16_t type, uint64_t v)
@@ -644,7 +646,12 @@ static void nf_field_time(const nf_ctx *c, nf_rec *r, uint16_t type,
 
     switch (type) {
     case 21: case 22:
-        nf_set_time(r, type == 21, 1, v);
+        /* 8 bytes that can only be epoch ms (over 10 years of uptime):
+         * exporters that write absolute times into the switched fields */
+        if (len == 8 && v >= NF_MIN_SANE_MS)
+            nf_set_time(r, type == 21, 2, v);
+        else
+            nf_set_time(r, type == 21, 1, v & 0xFFFFFFFFu);
         break;
     case 150: case 151: nf_set_time(r, end, 2, v * 1000); break;
     case 152: case 153: nf_set_time(r, end, 2, v); break;

@@ -839,6 +839,61 @@ static void test_crafted_v9_sampling_scope(void **state)
     free(s);
 }
 
+/* 8-byte first/last switched holding epoch ms; reverse total counts. */
+static void test_crafted_abs_switched_rev_totals(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    size_t off;
+    buf b;
+
+    (void)state;
+    v9_header(&b, 1, 0);
+    off = b.n;
+    put16(&b, 0); put16(&b, 0);
+    put16(&b, 256); put16(&b, 3);
+    put16(&b, 1); put16(&b, 4);
+    put16(&b, 22); put16(&b, 8); put16(&b, 21); put16(&b, 8);
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 256); put16(&b, 0);
+    put32(&b, 10);                        /* epoch ms: absolute */
+    put32(&b, 0x0000018B); put32(&b, 0xCFE56800u);
+    put32(&b, 0x0000018B); put32(&b, 0xCFE56800u + 500);
+    put32(&b, 11);                        /* 8 bytes of uptime ms */
+    put32(&b, 0); put32(&b, 90000);
+    put32(&b, 0); put32(&b, 99000);
+    set_done(&b, off);
+    assert_int_equal(feed(d, &b, s), 2);
+    assert_int_equal(s->f[0].first_ms, 0x0000018BCFE56800ull);
+    assert_int_equal(s->f[0].last_ms, 0x0000018BCFE56800ull + 500);
+    assert_int_equal(s->f[1].first_ms, 1700000000000ull - 10000);
+    assert_int_equal(s->f[1].last_ms, 1700000000000ull - 1000);
+
+    ipfix_header(&b, 0, 1);
+    off = b.n;
+    put16(&b, 2); put16(&b, 0);
+    put16(&b, 400); put16(&b, 4);
+    put16(&b, 85); put16(&b, 4);
+    put16(&b, 0x8000 | 85); put16(&b, 4); put32(&b, 29305);
+    put16(&b, 0x8000 | 86); put16(&b, 4); put32(&b, 29305);
+    put16(&b, 0x8000 | 1); put16(&b, 4); put32(&b, 29305);
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 400); put16(&b, 0);
+    put32(&b, 100); put32(&b, 5000); put32(&b, 7); put32(&b, 4000);
+    set_done(&b, off);
+    ipfix_done(&b);
+    s->n = 0;
+    assert_int_equal(feed(d, &b, s), 1);
+    assert_int_equal(s->f[0].octets, 100);
+    assert_int_equal(s->f[0].rev_octets, 4000);  /* delta over total */
+    assert_int_equal(s->f[0].rev_packets, 7);
+    assert_true(s->f[0].flags & FDX_FLOW_BIFLOW);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
 static void test_crafted_v5_times(void **state)
 {
     fdx_nf_decoder *d = dec_new(NULL);
@@ -1322,6 +1377,7 @@ int main(void)
         cmocka_unit_test(test_seq_sessions_capture),
         cmocka_unit_test(test_bad_datagram_messages),
         cmocka_unit_test(test_crafted_v9_sampling_scope),
+        cmocka_unit_test(test_crafted_abs_switched_rev_totals),
         cmocka_unit_test(test_crafted_v5_times),
         cmocka_unit_test(test_malformed_sets),
         cmocka_unit_test(test_limits),
