@@ -828,6 +828,25 @@ static const nf_template *nf_template_find(const nf_session *s,
  * is dropped (and counted) to make room; a set larger than the whole
  * budget is dropped at once.
  */
+/*
+ * Drops the early data sets of the session that waited for their template
+ * through NF_PENDING_MAX_AGE datagrams: an exporter that refreshes its
+ * templates would have sent it by then.  Oldest first (FIFO).
+ */
+static void nf_pending_expire(nf_ctx *c)
+{
+    nf_session *s = c->s;
+
+    while (s->npend > 0 &&
+           s->st.datagrams - s->pend[0].dgram >= NF_PENDING_MAX_AGE) {
+        nf_warn(c->dec, s, s->pend[0].set_id, 0,
+                "early data set expired without its template");
+        nf_pending_drop(s, 0);
+        c->dec->st.no_template++;
+        s->st.no_template++;
+    }
+}
+
 static void nf_pending_add(nf_ctx *c, uint16_t set_id, const uint8_t *p,
                            size_t len)
 {
@@ -859,6 +878,7 @@ static void nf_pending_add(nf_ctx *c, uint16_t set_id, const uint8_t *p,
     pe->len = len;
     pe->set_id = set_id;
     pe->hdr = c->h;
+    pe->dgram = s->st.datagrams;
     s->pend_bytes += len;
     s->npend++;
 }
@@ -1251,6 +1271,7 @@ static int nf_decode_v9(nf_ctx *c, const fdx_addr *a, uint16_t port,
         return nf_session_fail(c->dec);
     nf_seq_check(c->dec, c->s, seq);
     nf_seq_advance(c->s, seq, 1);
+    nf_pending_expire(c);
     rc = nf_walk_sets(c, buf, len, 20);
     return rc != 0 ? rc : c->count;
 }
@@ -1277,6 +1298,7 @@ static int nf_decode_ipfix(nf_ctx *c, const fdx_addr *a, uint16_t port,
         mlen = len;
     }
     nf_seq_check(c->dec, c->s, seq);
+    nf_pending_expire(c);
     rc = nf_walk_sets(c, buf, mlen, 16);
     if (c->unknown_sets == 0)
         nf_seq_advance(c->s, seq, c->nrecords);

@@ -22,6 +22,7 @@
 #define NF_DEF_PENDING (64u * 1024u)
 #define NF_DEF_TEMPLATE_BYTES (16u * 1024u * 1024u)
 #define NF_MAX_PENDING_SETS 16 /* early data sets kept per session */
+#define NF_PENDING_MAX_AGE 64  /* ... for at most this many datagrams */
 #define NF_MAX_SAMPLERS 32     /* sampler ids remembered per session */
 #define NF_LOG_BURST 50        /* malformed-input lines logged in full */
 #define NF_LOG_EVERY 1000      /* then one line per this many */
@@ -70,6 +71,7 @@ typedef struct nf_pending {
     size_t len;
     uint16_t set_id;
     nf_hdr hdr;
+    uint64_t dgram; /* the session's datagrams decoded before this one */
 } nf_pending;
 
 typedef struct nf_session {

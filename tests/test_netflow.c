@@ -1100,6 +1100,41 @@ static void test_template_memory_cap(void **state)
     free(s);
 }
 
+/*
+ * Early data waits for its template through at most 64 datagrams of its
+ * session (the real case: graylog-nprobe-v9-data-before-template-pcap,
+ * where it waits two).
+ */
+static void test_pending_age(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    uint32_t seq = 1;
+    buf b;
+
+    (void)state;
+    for (int late = 63; late <= 64; late++) {
+        v9_header(&b, seq++, (uint32_t)late);
+        v9_data_256(&b, 500);
+        assert_int_equal(feed(d, &b, s), 0);
+        for (int i = 1; i < late; i++) {
+            v9_header(&b, seq++, (uint32_t)late);
+            assert_int_equal(feed(d, &b, s), 0);
+        }
+        v9_header(&b, seq++, (uint32_t)late);
+        v9_template_256(&b);
+        s->n = 0;
+        assert_int_equal(feed(d, &b, s), late == 63 ? 1 : 0);
+    }
+    assert_int_equal(s->n, 0);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.no_template, 1);  /* the one that expired */
+    assert_int_equal(st.limit_hits, 0);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
 static void test_stop(void **state)
 {
     fdx_nf_decoder *d = dec_new(NULL);
@@ -1382,6 +1417,7 @@ int main(void)
         cmocka_unit_test(test_malformed_sets),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_template_memory_cap),
+        cmocka_unit_test(test_pending_age),
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_fuzz_mutations),
         cmocka_unit_test(test_memory_bound),
