@@ -117,7 +117,8 @@ typedef struct fdx_nf_decoder fdx_nf_decoder;
  *   max_templates       templates and options templates per session [1024]
  *   max_fields          fields per template [256]; a longer one is refused
  *   max_pending_bytes   early data sets kept per session, at most 16 of
- *                       them [64 KiB]; the oldest make room
+ *                       them, each for 64 datagrams [64 KiB]; the oldest
+ *                       make room
  *   max_template_bytes  all templates of the decoder together [16 MiB]
  * A decoder never holds more than
  *   max_template_bytes + max_exporters * (max_pending_bytes + 4 KiB)
