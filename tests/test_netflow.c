@@ -894,6 +894,103 @@ static void test_crafted_abs_switched_rev_totals(void **state)
     free(s);
 }
 
+/* Time forms of real exporters: IE 150/151 seconds, 0xFFFFFFFF uptime. */
+static void test_time_forms_real(void **state)
+{
+    fdx_read_stats st;
+    sink *s = read_case("v9-ie150-ie151-flow-seconds", &st);
+
+    (void)state;
+    assert_int_equal(s->n, 2);
+    assert_int_equal(s->f[0].first_ms, 1512147866000ull); /* 17:04:26 */
+    assert_int_equal(s->f[1].last_ms, 1512147869000ull);
+    assert_int_equal(s->f[0].flags, 0);
+
+    s = read_case("softflowd-v5-concatenated-capture", &st);
+    assert_true(s->f[0].flags & FDX_FLOW_TIME_BAD);   /* 0xFFFFFFFF */
+    assert_false(s->f[2].flags & FDX_FLOW_TIME_BAD);
+    assert_int_equal(s->f[2].first_ms, 1430591888275ull);
+}
+
+/* Crafted: nanosecond NTP times (156/157), start/end deltas (158/159). */
+static void test_crafted_ntp_and_deltas(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    size_t off;
+    buf b;
+
+    (void)state;
+    ipfix_header(&b, 0, 1);
+    off = b.n;
+    put16(&b, 2); put16(&b, 0);
+    put16(&b, 300); put16(&b, 3);
+    put16(&b, 1); put16(&b, 4); put16(&b, 156); put16(&b, 8);
+    put16(&b, 157); put16(&b, 8);
+    put16(&b, 301); put16(&b, 3);
+    put16(&b, 1); put16(&b, 4); put16(&b, 158); put16(&b, 4);
+    put16(&b, 159); put16(&b, 4);
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 300); put16(&b, 0);
+    put32(&b, 1);
+    put32(&b, 3908988800u); put32(&b, 0x80000000u); /* .5 s */
+    put32(&b, 3908988801u); put32(&b, 0x40000000u); /* 1.25 s */
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 301); put16(&b, 0);
+    put32(&b, 2); put32(&b, 2000000); put32(&b, 1000000);
+    set_done(&b, off);
+    ipfix_done(&b);
+    assert_int_equal(feed(d, &b, s), 2);
+    assert_int_equal(s->f[0].first_ms, 1700000000500ull);
+    assert_int_equal(s->f[0].last_ms, 1700000001250ull);
+    assert_int_equal(s->f[1].first_ms, 1699999998000ull);
+    assert_int_equal(s->f[1].last_ms, 1699999999000ull);
+    assert_int_equal(s->f[0].flags | s->f[1].flags, 0);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/* A template redefined under the same id: later data use the new one. */
+static void test_crafted_redefinition(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    size_t off;
+    buf b;
+
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        v9_header(&b, 1 + (uint32_t)k, 1);
+        off = b.n;
+        put16(&b, 0); put16(&b, 0);
+        put16(&b, 256); put16(&b, 2);
+        put16(&b, k ? 2 : 1); put16(&b, 4);    /* octets, packets ... */
+        put16(&b, k ? 1 : 2); put16(&b, 4);    /* ... then swapped */
+        set_done(&b, off);
+        off = b.n;
+        put16(&b, 256); put16(&b, 0);
+        put32(&b, 1000); put32(&b, 3);
+        set_done(&b, off);
+        assert_int_equal(feed(d, &b, s), 1);
+    }
+    assert_int_equal(s->f[0].octets, 1000);
+    assert_int_equal(s->f[1].octets, 3);
+    assert_int_equal(s->f[1].packets, 1000);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.bad_records + st.limit_hits, 0);
+
+    fdx_nf_decoder_free(d);
+    free(s);
+
+    /* the real exporter resending its templates in every datagram */
+    s = read_case("streamcore-v9-template-per-datagram", &st);
+    assert_int_equal(s->n, 4);
+    assert_int_equal(s->f[0].octets, 3943);
+}
+
 static void test_crafted_v5_times(void **state)
 {
     fdx_nf_decoder *d = dec_new(NULL);
@@ -1413,6 +1510,9 @@ int main(void)
         cmocka_unit_test(test_bad_datagram_messages),
         cmocka_unit_test(test_crafted_v9_sampling_scope),
         cmocka_unit_test(test_crafted_abs_switched_rev_totals),
+        cmocka_unit_test(test_time_forms_real),
+        cmocka_unit_test(test_crafted_ntp_and_deltas),
+        cmocka_unit_test(test_crafted_redefinition),
         cmocka_unit_test(test_crafted_v5_times),
         cmocka_unit_test(test_malformed_sets),
         cmocka_unit_test(test_limits),
