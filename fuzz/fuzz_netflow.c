@@ -21,7 +21,7 @@
 
 #include "fuzz.h"
 
-static const fdx_nf_limits tiny = { 2, 3, 12, 256 };
+static const fdx_nf_limits tiny = { 2, 3, 12, 256, 1024 };
 
 typedef struct exporter {
     uint8_t addr[16];

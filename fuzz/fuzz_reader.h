@@ -18,9 +18,9 @@ typedef int (*fuzz_reader_fn)(const char *path, const fdx_read_opts *opts,
 static int fuzz_reader(fuzz_reader_fn read, const uint8_t *data,
                        size_t size)
 {
-    static const fdx_nf_limits tiny = { 2, 3, 12, 256 };
+    static const fdx_nf_limits tiny = { 2, 3, 12, 256, 1024 };
     fuzz_flows ff = { 0, 0, 0 };
-    fdx_read_opts opts = { &fuzz_logger, NULL };
+    fdx_read_opts opts = { &fuzz_logger, NULL, NULL, NULL };
     fdx_read_stats st;
     fdx_error err;
     const char *path = fuzz_file(data, size);

@@ -11,6 +11,9 @@ capture/   a few small captures, plus one capture rewritten onto every link
            VLAN tags, IPv6)
 nfcapd/    the nfcapd files of tests/data/nfcapd and of the corpus, and a
            truncated copy
+input/     IPFIX files (RFC 5655) made of the IPFIX messages of the
+           exporters' captures, tests/data/nfcapd/softflowd.ipfix, a cut
+           copy, and one small file of every other kind fdx_read_path takes
 catalog/   a catalog built by `flowdex catalog build` from
            tests/data/catalog/mirror, plain and compressed
 packages/  InRelease and Packages texts from the test mirror and short
@@ -237,6 +240,33 @@ def make_nfcapd(shared):
             write("nfcapd", "nfpcapd.zstd", nfcapd_zstd(data))
 
 
+def ipfix_file(path):
+    """The IPFIX messages of a capture, one after the other, or None."""
+    linktype, frames = read_pcap(path)
+    out = bytearray()
+    for _, _, frame in frames:
+        u = udp_of(linktype, frame)
+        if u is not None and u[3][:2] == b"\x00\x0a":
+            out += u[3]
+    return bytes(out[:NETFLOW_SEED_MAX]) or None
+
+
+def make_input(shared):
+    for p in sorted(glob.glob(os.path.join(shared,
+                                           "cases/exporters/*ipfix*.pcap"))):
+        data = ipfix_file(p)
+        if data is not None:
+            write("input", os.path.basename(p)[:-5] + ".ipfix", data)
+    src = os.path.join(ROOT, "tests/data/nfcapd")
+    data = open(os.path.join(src, "softflowd.ipfix"), "rb").read()
+    write("input", "softflowd.ipfix", data)
+    write("input", "softflowd-cut.ipfix", data[:len(data) - 100])
+    for name in ("nfpcapd.lz4", "nfdump16.lzo"):
+        write("input", name, open(os.path.join(src, name), "rb").read())
+    write("input", "softflowd-v5.pcapng", open(os.path.join(
+        ROOT, "tests/data/capture/softflowd-v5.pcapng"), "rb").read())
+
+
 def nfcapd_zstd(data):
     """A layout 2 nfcapd file recompressed with zstd blocks, which the
     installed nfdump cannot write."""
@@ -343,6 +373,7 @@ def main():
     print("netflow seeds:", make_netflow(a.shared))
     make_capture(a.shared)
     make_nfcapd(a.shared)
+    make_input(a.shared)
     make_catalog(a.flowdex)
     make_packages(a.shared)
     return 0

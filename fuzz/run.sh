@@ -6,7 +6,7 @@
 # a leak, undefined behaviour, a broken invariant, a timeout or an OOM.
 #
 #   FUZZ_SECONDS  seconds per target (default 30)
-#   FUZZ_TARGETS  which targets (default: all five)
+#   FUZZ_TARGETS  which targets (default: all six)
 #   FUZZ_BUILD    build directory (default build-fuzz)
 #   FUZZ_MAX_LEN  largest input tried (default 32768)
 #   FUZZ_WORK     where corpus copies and artifacts go (default: a temp dir,
@@ -18,7 +18,7 @@
 set -e
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"netflow nfcapd capture catalog packages"}
+targets=${FUZZ_TARGETS:-"netflow nfcapd capture input catalog packages"}
 build=${FUZZ_BUILD:-build-fuzz}
 max_len=${FUZZ_MAX_LEN:-32768}
 

@@ -309,6 +309,7 @@ static void cap_add_stats(const cap_ctx *c, fdx_read_stats *stats)
     stats->no_template += d.no_template;
     stats->seq_lost += d.seq_lost;
     stats->limit_hits += d.limit_hits;
+    stats->refused += d.refused;
 }
 
 /* The decoder's messages, with the capture file named at their end. */
@@ -400,6 +401,8 @@ int fdx_read_capture(const char *path, const fdx_read_opts *opts,
     if (rc == 0)
         rc = cap_check_versions(&c, log, err);
     cap_add_stats(&c, stats);
+    if (opts != NULL && opts->session_fn != NULL)
+        fdx_nf_decoder_sessions(c.dec, opts->session_fn, opts->session_ud);
 out:
     fdx_nf_decoder_free(c.dec);
     pcap_close(c.p);

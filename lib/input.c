@@ -115,6 +115,7 @@ static void input_add_stats(fdx_read_stats *to, const fdx_read_stats *s)
     to->no_template += s->no_template;
     to->seq_lost += s->seq_lost;
     to->limit_hits += s->limit_hits;
+    to->refused += s->refused;
 }
 
 /*
@@ -198,6 +199,8 @@ static int input_read_ipfix(const char *path, const fdx_read_opts *opts,
         st.files = 1;
         input_add_stats(stats, &st);
     }
+    if (opts != NULL && opts->session_fn != NULL)
+        fdx_nf_decoder_sessions(dec, opts->session_fn, opts->session_ud);
 out:
     fdx__free(buf);
     fdx_nf_decoder_free(dec);

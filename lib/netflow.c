@@ -16,6 +16,11 @@
 #include "internal.h"
 #include "netflow_int.h"
 
+/* What fdx_nf_limits promises a session takes besides its early data. */
+_Static_assert(sizeof(nf_session) + 2 * sizeof(nf_session *) +
+                   NF_MAX_PENDING_SETS * 32 <= FDX_NF_SESSION_BYTES,
+               "nf_session outgrew FDX_NF_SESSION_BYTES");
+
 /* Message context while one datagram (or one pending set) is decoded. */
 typedef struct nf_ctx {
     fdx_nf_decoder *dec;
@@ -36,6 +41,11 @@ typedef struct nf_rec {
     uint8_t has_oct, has_pkt; /* bit per index */
     uint8_t has_src, has_dst, has_sport, has_dport, has_proto, has_flags;
     uint8_t has_rev;
+    /* NSEL: firewall event (IE 233, v9 40005), 0 when absent, and the
+     * responder counters 232/299, used only on some events */
+    uint8_t fw_event, has_fw_event;
+    uint64_t fw_rev_oct, fw_rev_pkt;
+    uint8_t has_fw_rev;     /* bit 0 octets, bit 1 packets */
     /* times: 0 none, 1 sysUptime-relative, 2 absolute */
     uint8_t tkind[2];
     uint64_t tval[2];       /* ms (absolute) or uptime ms */
@@ -43,6 +53,8 @@ typedef struct nf_rec {
     /* sampling and options */
     uint64_t smp_id;
     uint8_t has_smp_id;
+    uint64_t in_if;         /* IE 10, or a v9 interface scope */
+    uint8_t has_in_if;
     uint32_t smp_interval;  /* 34, 50 or 305/306 */
     uint64_t pkt_interval, pkt_space;
     uint64_t init_ms;
@@ -58,37 +70,62 @@ static const uint64_t NF_DAY_MS = 86400000u;
 /* ---------------------------------------------------------------- */
 
 /*
- * Logs one malformed-input event with its context.  Hostile input can make
- * every datagram malformed, so after a burst only one line in
- * NF_LOG_EVERY is written.
+ * Hostile input can make every datagram malformed, so after a burst only
+ * one malformed-input line in NF_LOG_EVERY is written.  Returns the
+ * number of the event (from 1), or 0 when no line is to be written.
+ */
+static uint64_t nf_log_turn(fdx_nf_decoder *dec)
+{
+    uint64_t n = dec->nbad_logged++;
+
+    if (!fdx__log_enabled(&dec->log, FDX_LOG_WARN))
+        return 0;
+    if (n >= NF_LOG_BURST && n % NF_LOG_EVERY != 0)
+        return 0;
+    return n + 1;
+}
+
+/*
+ * Logs one malformed-input event with its context: exporter, port,
+ * version, domain, template and offset within the datagram.  seen counts
+ * the events so far, this one included.
  */
 static void nf_warn(fdx_nf_decoder *dec, const nf_session *s,
                     unsigned tid, size_t off, const char *what)
 {
     char ab[FDX_ADDRSTRLEN];
-    uint64_t n = dec->nbad_logged++;
+    uint64_t n = nf_log_turn(dec);
 
-    if (!fdx__log_enabled(&dec->log, FDX_LOG_WARN))
+    if (n == 0)
         return;
-    if (n >= NF_LOG_BURST && n % NF_LOG_EVERY != 0)
-        return;
-    /* seen: malformed events so far, this one included (offset: within
-     * the datagram) */
-    if (s == NULL) {
-        fdx__log(&dec->log, FDX_LOG_WARN, "netflow: %s offset=%zu "
-                 "seen=%llu", what, off, (unsigned long long)n + 1);
-        return;
-    }
     fdx__log(&dec->log, FDX_LOG_WARN, "netflow: %s exporter=%s port=%u "
              "version=%u domain=%lu template=%u offset=%zu seen=%llu",
              what, fdx_addr_format(&s->exporter, ab, sizeof(ab)),
              (unsigned)s->port, (unsigned)s->version,
-             (unsigned long)s->domain, tid, off, (unsigned long long)n + 1);
+             (unsigned long)s->domain, tid, off, (unsigned long long)n);
+}
+
+/* The same for a datagram refused before its session was known. */
+static void nf_warn_dgram(fdx_nf_decoder *dec, const fdx_addr *a,
+                          uint16_t port, const uint8_t *buf, size_t len,
+                          const char *what)
+{
+    char ab[FDX_ADDRSTRLEN];
+    uint64_t n = nf_log_turn(dec);
+
+    if (n == 0)
+        return;
+    fdx__log(&dec->log, FDX_LOG_WARN, "netflow: %s exporter=%s port=%u "
+             "version=%u length=%zu offset=0 seen=%llu", what,
+             fdx_addr_format(a, ab, sizeof(ab)), (unsigned)port,
+             len >= 2 ? (unsigned)fdx__be16(buf) : 0u, len,
+             (unsigned long long)n);
 }
 
 static void nf_bad(nf_ctx *c, unsigned tid, size_t off, const char *what)
 {
     c->dec->st.bad_records++;
+    c->s->st.bad_records++;
     nf_warn(c->dec, c->s, tid, off, what);
 }
 
@@ -113,6 +150,8 @@ fdx_nf_decoder *fdx_nf_decoder_new(const fdx_nf_limits *limits,
         dec->lim.max_fields = NF_DEF_FIELDS;
     if (dec->lim.max_pending_bytes == 0)
         dec->lim.max_pending_bytes = NF_DEF_PENDING;
+    if (dec->lim.max_template_bytes == 0)
+        dec->lim.max_template_bytes = NF_DEF_TEMPLATE_BYTES;
     if (log != NULL)
         dec->log = *log;
     return dec;
@@ -157,6 +196,21 @@ void fdx_nf_decoder_stats(const fdx_nf_decoder *dec, fdx_read_stats *st)
         st->no_template += dec->sess[i]->npend;
 }
 
+void fdx_nf_decoder_sessions(const fdx_nf_decoder *dec,
+                             fdx_nf_session_fn fn, void *ud)
+{
+    fdx_nf_session_stats st;
+
+    for (size_t i = 0; i < dec->nsess; i++) {
+        const nf_session *s = dec->sess[i];
+
+        st = s->st;
+        st.templates = (uint32_t)s->ntpl;
+        st.no_template += s->npend;
+        fn(ud, &st);
+    }
+}
+
 static int nf_session_match(const nf_session *s, const fdx_addr *a,
                             uint16_t port, uint8_t version, uint32_t domain)
 {
@@ -185,8 +239,7 @@ static nf_session *nf_session_get(fdx_nf_decoder *dec, const fdx_addr *a,
     }
     if (dec->nsess >= dec->lim.max_exporters) {
         dec->st.limit_hits++;
-        nf_warn(dec, NULL, 0, 0, "exporter session limit reached");
-        return NULL;
+        return NULL; /* logged by the caller, which knows the datagram */
     }
     if (dec->nsess == dec->capsess) {
         size_t cap = dec->capsess ? dec->capsess * 2 : 8;
@@ -203,6 +256,10 @@ static nf_session *nf_session_get(fdx_nf_decoder *dec, const fdx_addr *a,
     s->port = port;
     s->version = version;
     s->domain = domain;
+    s->st.exporter = *a;
+    s->st.port = port;
+    s->st.version = version;
+    s->st.domain = domain;
     memmove(&dec->sess[1], &dec->sess[0], dec->nsess * sizeof(dec->sess[0]));
     dec->sess[0] = s;
     dec->nsess++;
@@ -218,8 +275,16 @@ static void nf_seq_check(fdx_nf_decoder *dec, nf_session *s, uint32_t seq)
 {
     uint32_t gap = seq - s->next_seq;
 
-    if (s->has_seq && gap != 0 && gap < (1u << 28))
+    if (s->has_seq && gap != 0 && gap < (1u << 28)) {
         dec->st.seq_lost += gap;
+        s->st.seq_lost += gap;
+    }
+}
+
+/* Why nf_session_get() returned NULL: the cap, or memory. */
+static int nf_session_fail(const fdx_nf_decoder *dec)
+{
+    return dec->nsess >= dec->lim.max_exporters ? FDX_ELIMIT : FDX_ENOMEM;
 }
 
 static void nf_seq_advance(nf_session *s, uint32_t seq, uint32_t advance)
@@ -312,10 +377,11 @@ static void nf_rec_times(const nf_ctx *c, nf_rec *r)
         r->f.flags |= FDX_FLOW_TIME_BAD;
 }
 
-static uint32_t nf_sampler_find(const nf_session *s, uint64_t id)
+static uint32_t nf_sampler_find(const nf_session *s, uint64_t id,
+                                int by_if)
 {
     for (size_t i = 0; i < s->nsmp; i++)
-        if (s->smp[i].id == id)
+        if (s->smp[i].id == id && s->smp[i].by_if == by_if)
             return s->smp[i].interval;
     return 0;
 }
@@ -338,12 +404,18 @@ static uint32_t nf_rec_interval(const nf_rec *r)
     return nf_interval_space(r->pkt_interval, r->pkt_space);
 }
 
+/*
+ * The record's own interval, else that of its sampler id, else that of
+ * its ingress interface, else the one announced for the whole session.
+ */
 static void nf_rec_sampling(const nf_ctx *c, nf_rec *r)
 {
     uint32_t n = nf_rec_interval(r);
 
     if (n == 0 && r->has_smp_id)
-        n = nf_sampler_find(c->s, r->smp_id);
+        n = nf_sampler_find(c->s, r->smp_id, 0);
+    if (n == 0 && r->has_in_if)
+        n = nf_sampler_find(c->s, r->in_if, 1);
     if (n == 0)
         n = c->s->def_sampling;
     r->f.sampling = n;
@@ -359,6 +431,30 @@ static uint64_t nf_pick(const uint64_t v[4], uint8_t has)
     return 0;
 }
 
+/*
+ * NSEL counters (231/232, 298/299) of a firewall event record count the
+ * connection only on an update (5) or teardown (2) event: a create event
+ * carries at most its first packet, a denied or alert event no
+ * connection at all, and joining either with the teardown of the same
+ * connection would inflate its size.  Records without an event keep them.
+ */
+static void nf_rec_fw_counters(nf_rec *r)
+{
+    r->f.fw_event = r->fw_event;
+    if (r->has_fw_event && r->fw_event != NF_FW_TEARDOWN &&
+        r->fw_event != NF_FW_UPDATE) {
+        r->has_oct &= (uint8_t)~(1u << 3);
+        r->has_pkt &= (uint8_t)~(1u << 3);
+        return;
+    }
+    if (r->has_fw_rev & 1)
+        r->f.rev_octets = r->fw_rev_oct;
+    if (r->has_fw_rev & 2)
+        r->f.rev_packets = r->fw_rev_pkt;
+    if (r->has_fw_rev)
+        r->has_rev = 1;
+}
+
 /* Turns the collected values into the record handed to the callback. */
 static int nf_rec_emit(nf_ctx *c, nf_rec *r, uint16_t tid)
 {
@@ -369,6 +465,7 @@ static int nf_rec_emit(nf_ctx *c, nf_rec *r, uint16_t tid)
     r->f.domain = c->s->domain;
     r->f.template_id = tid;
     r->f.source = c->h.version == 10 ? FDX_SRC_IPFIX : FDX_SRC_NETFLOW9;
+    nf_rec_fw_counters(r);
     r->f.octets = nf_pick(r->oct, r->has_oct);
     r->f.packets = nf_pick(r->pkt, r->has_pkt);
     if (r->has_rev)
@@ -376,6 +473,7 @@ static int nf_rec_emit(nf_ctx *c, nf_rec *r, uint16_t tid)
     nf_rec_times(c, r);
     nf_rec_sampling(c, r);
     c->dec->st.flows++;
+    c->s->st.flows++;
     c->count++;
     rc = c->fn != NULL ? c->fn(c->ud, &r->f) : 0;
     if (rc != 0)
@@ -383,12 +481,34 @@ static int nf_rec_emit(nf_ctx *c, nf_rec *r, uint16_t tid)
     return rc;
 }
 
+/* Stores the interval of a sampler id or interface, within the cap. */
+static void nf_sampler_put(nf_ctx *c, uint64_t id, uint8_t by_if,
+                           uint32_t n)
+{
+    nf_session *s = c->s;
+    size_t i;
+
+    for (i = 0; i < s->nsmp; i++)
+        if (s->smp[i].id == id && s->smp[i].by_if == by_if)
+            break;
+    if (i == s->nsmp) {
+        if (s->nsmp == NF_MAX_SAMPLERS) {
+            c->dec->st.limit_hits++;
+            nf_warn(c->dec, s, 0, 0, "sampler limit reached");
+            return;
+        }
+        s->nsmp++;
+    }
+    s->smp[i].id = id;
+    s->smp[i].by_if = by_if;
+    s->smp[i].interval = n;
+}
+
 /* Remembers what an options record said about sampling and init time. */
 static void nf_options_apply(nf_ctx *c, const nf_rec *r)
 {
     nf_session *s = c->s;
     uint32_t n = nf_rec_interval(r);
-    size_t i;
 
     if (r->has_init) {
         s->init_ms = r->init_ms;
@@ -396,26 +516,35 @@ static void nf_options_apply(nf_ctx *c, const nf_rec *r)
     }
     if (n == 0)
         return;
-    if (!r->has_smp_id) {
+    if (!r->has_smp_id && !r->has_in_if) {
         s->def_sampling = n;
         return;
     }
-    for (i = 0; i < s->nsmp && s->smp[i].id != r->smp_id; i++)
-        ;
-    if (i == s->nsmp) {
-        if (s->nsmp == NF_MAX_SAMPLERS) {
-            c->dec->st.limit_hits++;
-            return;
-        }
-        s->nsmp++;
-    }
-    s->smp[i].id = r->smp_id;
-    s->smp[i].interval = n;
+    /* flows of interfaces never announced are taken as sampled too */
+    if (!r->has_smp_id && n > s->def_sampling)
+        s->def_sampling = n;
+    nf_sampler_put(c, r->has_smp_id ? r->smp_id : r->in_if,
+                   !r->has_smp_id, n);
 }
 
 /* ---------------------------------------------------------------- */
 /* Field values                                                      */
 /* ---------------------------------------------------------------- */
+
+/* The same element twice: the first one counts. */
+static void nf_first_u16(uint16_t *dst, uint8_t *has, uint64_t v)
+{
+    if (!*has)
+        *dst = (uint16_t)v;
+    *has = 1;
+}
+
+static void nf_first_u8(uint8_t *dst, uint8_t *has, uint64_t v)
+{
+    if (!*has)
+        *dst = (uint8_t)v;
+    *has = 1;
+}
 
 static void nf_set_counter(uint64_t v[4], uint8_t *has, int i, uint64_t x)
 {
@@ -468,18 +597,20 @@ static void nf_addr_field(fdx_addr *a, uint8_t *has, const uint8_t *p,
  */
 static void nf_field_enterprise(nf_rec *r, const nf_field *f, uint64_t v)
 {
-    int rev_oct = (f->pen == NF_PEN_REVERSE && f->type == 1) ||
+    int rev = f->pen == NF_PEN_REVERSE;
+    int rev_oct = (rev && (f->type == 1 || f->type == 85)) ||
                   (f->pen == NF_PEN_IXIA && f->type == 176);
-    int rev_pkt = (f->pen == NF_PEN_REVERSE && f->type == 2) ||
+    int rev_pkt = (rev && (f->type == 2 || f->type == 86)) ||
                   (f->pen == NF_PEN_IXIA && f->type == 177);
 
-    if (rev_oct)
+    /* a delta count (1/2) wins over a total count (85/86) */
+    if (rev_oct && (f->type != 85 || !(r->has_rev & 1)))
         r->f.rev_octets = v;
-    else if (rev_pkt)
+    else if (rev_pkt && (f->type != 86 || !(r->has_rev & 2)))
         r->f.rev_packets = v;
     else
         return;
-    r->has_rev = 1;
+    r->has_rev |= rev_oct ? 1 : 2;
 }
 
 static void nf_field_counter(nf_rec *r, uint16_t type, uint64_t v)
@@ -494,15 +625,19 @@ static void nf_field_counter(nf_rec *r, uint16_t type, uint64_t v)
     case 231: nf_set_counter(r->oct, &r->has_oct, 3, v); break;
     case 298: nf_set_counter(r->pkt, &r->has_pkt, 3, v); break;
     case 232:
-        r->f.rev_octets = v;
-        r->has_rev = 1;
+        r->fw_rev_oct = v;
+        r->has_fw_rev |= 1;
         break;
     case 299:
-        r->f.rev_packets = v;
-        r->has_rev = 1;
+        r->fw_rev_pkt = v;
+        r->has_fw_rev |= 2;
+        break;
+    case 233: case 40005: /* firewallEvent; NSEL NF_F_FW_EVENT in v9 */
+        nf_first_u8(&r->fw_event, &r->has_fw_event, v);
         break;
     }
 }
+
 
 static void nf_field_time(const nf_ctx *c, nf_rec *r, uint16_t type,
                           const uint8_t *p, size_t len, uint64_t v)
@@ -511,7 +646,12 @@ static void nf_field_time(const nf_ctx *c, nf_rec *r, uint16_t type,
 
     switch (type) {
     case 21: case 22:
-        nf_set_time(r, type == 21, 1, v);
+        /* 8 bytes that can only be epoch ms (over 10 years of uptime):
+         * exporters that write absolute times into the switched fields */
+        if (len == 8 && v >= NF_MIN_SANE_MS)
+            nf_set_time(r, type == 21, 2, v);
+        else
+            nf_set_time(r, type == 21, 1, v & 0xFFFFFFFFu);
         break;
     case 150: case 151: nf_set_time(r, end, 2, v * 1000); break;
     case 152: case 153: nf_set_time(r, end, 2, v); break;
@@ -550,21 +690,6 @@ static void nf_field_sampling(nf_rec *r, uint16_t type, uint64_t v)
     }
 }
 
-/* The same element twice: the first one counts. */
-static void nf_first_u16(uint16_t *dst, uint8_t *has, uint64_t v)
-{
-    if (!*has)
-        *dst = (uint16_t)v;
-    *has = 1;
-}
-
-static void nf_first_u8(uint8_t *dst, uint8_t *has, uint64_t v)
-{
-    if (!*has)
-        *dst = (uint8_t)v;
-    *has = 1;
-}
-
 /* Interprets one field value of len bytes (already bounds-checked). */
 static void nf_field_value(const nf_ctx *c, nf_rec *r, const nf_field *f,
                      const uint8_t *p, size_t len)
@@ -589,6 +714,11 @@ static void nf_field_value(const nf_ctx *c, nf_rec *r, const nf_field *f,
     case 7: nf_first_u16(&r->f.sport, &r->has_sport, v); return;
     case 11: nf_first_u16(&r->f.dport, &r->has_dport, v); return;
     case 4: nf_first_u8(&r->f.proto, &r->has_proto, v); return;
+    case 10:
+        if (!r->has_in_if)
+            r->in_if = v;
+        r->has_in_if = 1;
+        return;
     case 6: nf_first_u8(&r->f.tcp_flags, &r->has_flags, v); return;
     }
     nf_field_counter(r, f->type, v);
@@ -599,6 +729,14 @@ static void nf_field_value(const nf_ctx *c, nf_rec *r, const nf_field *f,
 /* ---------------------------------------------------------------- */
 /* Data sets                                                         */
 /* ---------------------------------------------------------------- */
+
+/* A v9 options record scoped on an interface. */
+static void nf_v9_scope_if(nf_rec *r, uint64_t ifindex)
+{
+    if (!r->has_in_if)
+        r->in_if = ifindex;
+    r->has_in_if = 1;
+}
 
 /*
  * Decodes one record of template t from p[0..len).  Returns the bytes it
@@ -629,6 +767,8 @@ static size_t nf_record(const nf_ctx *c, const nf_template *t,
         /* v9 scope fields are not information elements */
         if (!(c->h.version == 9 && i < t->nscope))
             nf_field_value(c, r, f, p + off, flen);
+        else if (f->type == NF_V9_SCOPE_IF && flen >= 1 && flen <= 8)
+            nf_v9_scope_if(r, fdx__beN(p + off, flen));
         off += flen;
     }
     return off;
@@ -688,6 +828,25 @@ static const nf_template *nf_template_find(const nf_session *s,
  * is dropped (and counted) to make room; a set larger than the whole
  * budget is dropped at once.
  */
+/*
+ * Drops the early data sets of the session that waited for their template
+ * through NF_PENDING_MAX_AGE datagrams: an exporter that refreshes its
+ * templates would have sent it by then.  Oldest first (FIFO).
+ */
+static void nf_pending_expire(nf_ctx *c)
+{
+    nf_session *s = c->s;
+
+    while (s->npend > 0 &&
+           s->st.datagrams - s->pend[0].dgram >= NF_PENDING_MAX_AGE) {
+        nf_warn(c->dec, s, s->pend[0].set_id, 0,
+                "early data set expired without its template");
+        nf_pending_drop(s, 0);
+        c->dec->st.no_template++;
+        s->st.no_template++;
+    }
+}
+
 static void nf_pending_add(nf_ctx *c, uint16_t set_id, const uint8_t *p,
                            size_t len)
 {
@@ -697,6 +856,7 @@ static void nf_pending_add(nf_ctx *c, uint16_t set_id, const uint8_t *p,
 
     if (len > cap) {
         c->dec->st.no_template++;
+        s->st.no_template++;
         c->dec->st.limit_hits++;
         return;
     }
@@ -704,18 +864,21 @@ static void nf_pending_add(nf_ctx *c, uint16_t set_id, const uint8_t *p,
                             s->pend_bytes + len > cap)) {
         nf_pending_drop(s, 0);
         c->dec->st.no_template++;
+        s->st.no_template++;
         c->dec->st.limit_hits++;
     }
     pe = &s->pend[s->npend];
     pe->body = fdx__malloc(len);
     if (pe->body == NULL) {
         c->dec->st.no_template++;
+        s->st.no_template++;
         return;
     }
     memcpy(pe->body, p, len);
     pe->len = len;
     pe->set_id = set_id;
     pe->hdr = c->h;
+    pe->dgram = s->st.datagrams;
     s->pend_bytes += len;
     s->npend++;
 }
@@ -797,8 +960,30 @@ static size_t nf_parse_fields(int ipfix, const uint8_t *p, size_t len,
     return off;
 }
 
-static void nf_template_clear(nf_session *s, size_t i)
+/* Bytes a template's fields take, as charged to max_template_bytes. */
+static size_t nf_fields_bytes(size_t nfields)
 {
+    return (nfields ? nfields : 1) * sizeof(nf_field);
+}
+
+/*
+ * True when growing the decoder's templates by more bytes stays within
+ * max_template_bytes; otherwise the cap is counted and logged.
+ */
+static int nf_template_budget(nf_ctx *c, uint16_t id, size_t more)
+{
+    fdx_nf_decoder *dec = c->dec;
+
+    if (more <= dec->lim.max_template_bytes - dec->tpl_bytes)
+        return 1;
+    dec->st.limit_hits++;
+    nf_warn(dec, c->s, id, 0, "template memory limit reached");
+    return 0;
+}
+
+static void nf_template_clear(fdx_nf_decoder *dec, nf_session *s, size_t i)
+{
+    dec->tpl_bytes -= nf_fields_bytes(s->tpl[i].nfields);
     fdx__free(s->tpl[i].fields);
     memmove(&s->tpl[i], &s->tpl[i + 1],
             (s->ntpl - i - 1) * sizeof(s->tpl[0]));
@@ -806,13 +991,34 @@ static void nf_template_clear(nf_session *s, size_t i)
 }
 
 /* IPFIX template withdrawal; id 2 or 3 withdraws all of that kind. */
-static void nf_template_withdraw(nf_session *s, uint16_t id, int options)
+static void nf_template_withdraw(nf_ctx *c, uint16_t id, int options)
 {
-    for (size_t i = s->ntpl; i-- > 0;) {
-        int all = id == 2 || id == 3;
+    nf_session *s = c->s;
+    int all = id == 2 || id == 3;
+
+    for (size_t i = s->ntpl; i-- > 0;)
         if (all ? s->tpl[i].options == options : s->tpl[i].id == id)
-            nf_template_clear(s, i);
-    }
+            nf_template_clear(c->dec, s, i);
+}
+
+/* Doubles the session's template array, within the memory cap. */
+static int nf_template_grow(nf_ctx *c, uint16_t id)
+{
+    nf_session *s = c->s;
+    size_t cap = s->captpl ? s->captpl * 2 : 8;
+    nf_template *n;
+
+    if (cap > c->dec->lim.max_templates)
+        cap = c->dec->lim.max_templates;
+    if (!nf_template_budget(c, id, (cap - s->captpl) * sizeof(*n)))
+        return -1;
+    n = fdx__realloc(s->tpl, cap * sizeof(*n));
+    if (n == NULL)
+        return -1;
+    c->dec->tpl_bytes += (cap - s->captpl) * sizeof(*n);
+    s->tpl = n;
+    s->captpl = cap;
+    return 0;
 }
 
 /* Slot for template id, sorted; NULL at the per-session cap. */
@@ -830,14 +1036,8 @@ static nf_template *nf_template_slot(nf_ctx *c, uint16_t id)
         nf_warn(c->dec, s, id, 0, "template limit reached");
         return NULL;
     }
-    if (s->ntpl == s->captpl) {
-        size_t cap = s->captpl ? s->captpl * 2 : 8;
-        nf_template *n = fdx__realloc(s->tpl, cap * sizeof(*n));
-        if (n == NULL)
-            return NULL;
-        s->tpl = n;
-        s->captpl = cap;
-    }
+    if (s->ntpl == s->captpl && nf_template_grow(c, id) != 0)
+        return NULL;
     memmove(&s->tpl[i + 1], &s->tpl[i], (s->ntpl - i) * sizeof(s->tpl[0]));
     memset(&s->tpl[i], 0, sizeof(s->tpl[0]));
     s->tpl[i].id = id;
@@ -854,6 +1054,9 @@ static int nf_template_store(nf_ctx *c, uint16_t id, const uint8_t *p,
                              size_t len, size_t fc, size_t nscope,
                              int options)
 {
+    const nf_template *old = nf_template_find(c->s, id);
+    size_t had = old != NULL ? nf_fields_bytes(old->nfields) : 0;
+    size_t need = nf_fields_bytes(fc);
     nf_field *fields;
     nf_template *t;
     uint32_t min_len;
@@ -863,6 +1066,9 @@ static int nf_template_store(nf_ctx *c, uint16_t id, const uint8_t *p,
         nf_warn(c->dec, c->s, id, 0, "template field limit reached");
         return 0;
     }
+    /* a new template also needs room for a slot: checked when grown */
+    if (need > had && !nf_template_budget(c, id, need - had))
+        return 0;
     fields = fdx__calloc(fc ? fc : 1, sizeof(*fields));
     if (fields == NULL)
         return 0;
@@ -872,6 +1078,9 @@ static int nf_template_store(nf_ctx *c, uint16_t id, const uint8_t *p,
         fdx__free(fields);
         return 0;
     }
+    c->dec->tpl_bytes += need;
+    if (t->fields != NULL)
+        c->dec->tpl_bytes -= nf_fields_bytes(t->nfields);
     fdx__free(t->fields);
     t->fields = fields;
     t->nfields = (uint16_t)fc;
@@ -896,7 +1105,7 @@ static int nf_template_set(nf_ctx *c, const uint8_t *p, size_t len,
         if (id == 0 && fc == 0)
             return 0; /* padding */
         if (ipfix && fc == 0) {
-            nf_template_withdraw(c->s, id, 0);
+            nf_template_withdraw(c, id, 0);
             off += 4;
             continue;
         }
@@ -967,7 +1176,7 @@ static int nf_ipfix_options_set(nf_ctx *c, const uint8_t *p, size_t len,
         if (id == 0 && fc == 0)
             return 0; /* padding */
         if (fc == 0) {
-            nf_template_withdraw(c->s, id, 1);
+            nf_template_withdraw(c, id, 1);
             off += 4;
             continue;
         }
@@ -1059,9 +1268,10 @@ static int nf_decode_v9(nf_ctx *c, const fdx_addr *a, uint16_t port,
     seq = fdx__be32(buf + 12);
     c->s = nf_session_get(c->dec, a, port, 9, fdx__be32(buf + 16));
     if (c->s == NULL)
-        return FDX_ELIMIT;
+        return nf_session_fail(c->dec);
     nf_seq_check(c->dec, c->s, seq);
     nf_seq_advance(c->s, seq, 1);
+    nf_pending_expire(c);
     rc = nf_walk_sets(c, buf, len, 20);
     return rc != 0 ? rc : c->count;
 }
@@ -1082,12 +1292,13 @@ static int nf_decode_ipfix(nf_ctx *c, const fdx_addr *a, uint16_t port,
     seq = fdx__be32(buf + 8);
     c->s = nf_session_get(c->dec, a, port, 10, fdx__be32(buf + 12));
     if (c->s == NULL)
-        return FDX_ELIMIT;
+        return nf_session_fail(c->dec);
     if (mlen > len) {
         nf_bad(c, 0, 2, "message length beyond datagram");
         mlen = len;
     }
     nf_seq_check(c->dec, c->s, seq);
+    nf_pending_expire(c);
     rc = nf_walk_sets(c, buf, mlen, 16);
     if (c->unknown_sets == 0)
         nf_seq_advance(c->s, seq, c->nrecords);
@@ -1151,7 +1362,7 @@ static int nf_decode_v5(nf_ctx *c, const fdx_addr *a, uint16_t port,
     sampling = fdx__be16(buf + 22) & 0x3FFF;
     c->s = nf_session_get(c->dec, a, port, 5, fdx__be16(buf + 20));
     if (c->s == NULL)
-        return FDX_ELIMIT;
+        return nf_session_fail(c->dec);
     if (count > fit) {
         nf_bad(c, 0, 2, "v5 count beyond datagram");
         count = fit;
@@ -1161,11 +1372,35 @@ static int nf_decode_v5(nf_ctx *c, const fdx_addr *a, uint16_t port,
     for (size_t i = 0; i < count; i++) {
         nf_v5_record(c, buf + 24 + i * 48, sampling, &f);
         c->dec->st.flows++;
+        c->s->st.flows++;
         c->count++;
         if (c->fn != NULL && (c->stop = c->fn(c->ud, &f)) != 0)
             return c->stop;
     }
     return c->count;
+}
+
+/*
+ * Counts every datagram once: decoded (even partly, or stopped by fn),
+ * refused at the session cap, or rejected as malformed.
+ */
+static void nf_count_datagram(nf_ctx *c, int rc, const fdx_addr *a,
+                              uint16_t port, const uint8_t *buf, size_t len)
+{
+    fdx_nf_decoder *dec = c->dec;
+
+    if (c->stop != 0 || rc >= 0) {
+        dec->st.datagrams++;
+        if (c->s != NULL)
+            c->s->st.datagrams++;
+    } else if (rc == FDX_ELIMIT) {
+        dec->st.refused++;
+        nf_warn_dgram(dec, a, port, buf, len,
+                      "exporter session limit reached, datagram refused");
+    } else {
+        dec->st.bad_datagrams++;
+        nf_warn_dgram(dec, a, port, buf, len, fdx_strerror(rc));
+    }
 }
 
 int fdx_nf_decode(fdx_nf_decoder *dec, const fdx_addr *exporter,
@@ -1194,15 +1429,6 @@ int fdx_nf_decode(fdx_nf_decoder *dec, const fdx_addr *exporter,
         default: rc = FDX_EVERSION; break;
         }
     }
-    if (c.stop != 0) {
-        dec->st.datagrams++;
-        return c.stop;
-    }
-    if (rc < 0 && rc != FDX_ELIMIT) {
-        dec->st.bad_datagrams++;
-        nf_warn(dec, NULL, 0, 0, fdx_strerror(rc));
-    } else if (rc >= 0) {
-        dec->st.datagrams++;
-    }
-    return rc;
+    nf_count_datagram(&c, rc, exporter, port, buf, len);
+    return c.stop != 0 ? c.stop : rc;
 }

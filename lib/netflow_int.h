@@ -20,7 +20,9 @@
 #define NF_DEF_TEMPLATES 1024
 #define NF_DEF_FIELDS 256
 #define NF_DEF_PENDING (64u * 1024u)
+#define NF_DEF_TEMPLATE_BYTES (16u * 1024u * 1024u)
 #define NF_MAX_PENDING_SETS 16 /* early data sets kept per session */
+#define NF_PENDING_MAX_AGE 64  /* ... for at most this many datagrams */
 #define NF_MAX_SAMPLERS 32     /* sampler ids remembered per session */
 #define NF_LOG_BURST 50        /* malformed-input lines logged in full */
 #define NF_LOG_EVERY 1000      /* then one line per this many */
@@ -28,6 +30,9 @@
 #define NF_PEN_REVERSE 29305u /* RFC 5103 reverse information elements */
 #define NF_PEN_IXIA 3054u    /* Ixia: reverse counts as 176/177 */
 #define NF_VARLEN 0xFFFFu     /* field length meaning "variable" */
+#define NF_FW_TEARDOWN 2      /* NSEL firewall events (IE 233 / 40005) */
+#define NF_FW_UPDATE 5
+#define NF_V9_SCOPE_IF 2      /* v9 options scope type: interface */
 
 /* One field specifier of a template. */
 typedef struct nf_field {
@@ -53,9 +58,11 @@ typedef struct nf_hdr {
     uint8_t version;
 } nf_hdr;
 
+/* A sampling interval announced by an options record, and its scope. */
 typedef struct nf_sampler {
-    uint64_t id;
+    uint64_t id;       /* sampler / selector id, or interface index */
     uint32_t interval;
+    uint8_t by_if;     /* 1: scoped on an interface (v9 scope 2, IE 10) */
 } nf_sampler;
 
 /* A copy of a data set whose template was not known yet. */
@@ -64,6 +71,7 @@ typedef struct nf_pending {
     size_t len;
     uint16_t set_id;
     nf_hdr hdr;
+    uint64_t dgram; /* the session's datagrams decoded before this one */
 } nf_pending;
 
 typedef struct nf_session {
@@ -77,12 +85,14 @@ typedef struct nf_session {
 
     nf_sampler smp[NF_MAX_SAMPLERS];
     size_t nsmp;
-    uint32_t def_sampling; /* sampling announced without a sampler id */
+    uint32_t def_sampling; /* sampling announced without a sampler id;
+                            * for interface scopes, the largest one */
     uint64_t init_ms;      /* systemInitTimeMilliseconds (IE 160) */
     uint8_t has_init;
 
     uint32_t next_seq;
     uint8_t has_seq;
+    fdx_nf_session_stats st; /* counters; identity filled at creation */
 
     nf_pending pend[NF_MAX_PENDING_SETS];
     size_t npend, pend_bytes;
@@ -94,6 +104,7 @@ struct fdx_nf_decoder {
     fdx_read_stats st;
     nf_session **sess; /* nsess entries, at most lim.max_exporters */
     size_t nsess, capsess;
+    size_t tpl_bytes;  /* template arrays and fields, all sessions */
     uint64_t nbad_logged;
 };
 

@@ -121,7 +121,7 @@ static int feed_flow(void *ud, const fdx_flow *flow)
 static int read_inputs(const scan_args *a, fdx_scan *s, fdx_read_stats *rs,
                        int *failed)
 {
-    fdx_read_opts ro = {&cli_logger, NULL};
+    fdx_read_opts ro = {&cli_logger, NULL, NULL, NULL};
     feed fd = {s, 0, isatty(STDERR_FILENO) &&
                          cli_logger.max_level >= FDX_LOG_WARN};
 

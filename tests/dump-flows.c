@@ -36,7 +36,7 @@ static void log_line(void *ud, int level, const char *line)
 int main(int argc, char **argv)
 {
     fdx_logger log = {log_line, NULL, FDX_LOG_DEBUG};
-    fdx_read_opts opts = {&log, NULL};
+    fdx_read_opts opts = {&log, NULL, NULL, NULL};
     int status = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -52,10 +52,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "stats %s packets=%" PRIu64 " datagrams=%" PRIu64
                 " flows=%" PRIu64 " skipped=%" PRIu64 " bad_datagrams=%"
                 PRIu64 " bad_records=%" PRIu64 " no_template=%" PRIu64
-                " seq_lost=%" PRIu64 " limit_hits=%" PRIu64 "\n", argv[i],
+                " seq_lost=%" PRIu64 " limit_hits=%" PRIu64 " refused=%" PRIu64 "\n", argv[i],
                 st.packets, st.datagrams, st.flows, st.skipped_frames,
                 st.bad_datagrams, st.bad_records, st.no_template,
-                st.seq_lost, st.limit_hits);
+                st.seq_lost, st.limit_hits, st.refused);
     }
     return status;
 }

@@ -58,6 +58,22 @@ golden "explain, json, IPFIX export" golden/explain-10.1.0.11.json \
 golden "catalog info" golden/catalog-info.txt \
     "$FLOWDEX" catalog info "$CAT"
 
+# flows: every field, in the three formats, on real exporters' captures
+# (NSEL events and biflow counters, v5 header sampling, IPFIX reverse
+# elements), and --stats on standard error
+EX=data/exporters
+for fmt in text json csv; do
+    opt=""
+    [ "$fmt" != text ] && opt="--$fmt"
+    golden "flows $fmt" "golden/flows.$fmt" \
+        "$FLOWDEX" flows $opt $EX/cisco-asa-v9-many-templates.pcap \
+        $EX/graylog-softflowd-v5-pcap.pcap \
+        $EX/ixia-ipfix-enterprise-fields.pcap
+done
+golden "flows --stats" golden/flows-stats.txt \
+    sh -c '"$1" flows --stats "$2" "$3" 2>&1 >/dev/null' sh "$FLOWDEX" \
+    $EX/h3c-v9-netstream-varstring.pcap ../sample/flows
+
 # bad input
 status "missing catalog" 66 "nope.fdxc" \
     "$FLOWDEX" scan -c "$tmp/nope.fdxc" ../sample/flows

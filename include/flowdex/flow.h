@@ -38,6 +38,9 @@ enum fdx_flow_source {
  * One unidirectional flow record (or an RFC 5103 biflow, see flags).
  * Times are UTC milliseconds since the epoch.  octets count whole IP
  * packets (IP header included), as every exporter reports them.
+ * fw_event is 1 create, 2 teardown, 3 denied, 4 alert, 5 update (Cisco
+ * NSEL); the NSEL counters count only on teardown and update events, so
+ * the other events carry octets and packets 0 unless IE 1/2 said more.
  */
 typedef struct fdx_flow {
     fdx_addr src, dst;
@@ -54,6 +57,7 @@ typedef struct fdx_flow {
     uint8_t tcp_flags;
     uint8_t source;           /* enum fdx_flow_source */
     uint8_t flags;            /* FDX_FLOW_* */
+    uint8_t fw_event;         /* firewall event (NSEL, IE 233), 0: none */
 } fdx_flow;
 
 /*
@@ -74,7 +78,30 @@ typedef struct fdx_read_stats {
     uint64_t no_template;      /* data sets still without a template */
     uint64_t seq_lost;         /* records/datagrams missing by sequence */
     uint64_t limit_hits;       /* a documented cap was reached */
+    uint64_t refused;          /* datagrams refused at the session cap */
 } fdx_read_stats;
+
+/*
+ * Counters of one exporter session of a NetFlow/IPFIX decoder: exporter
+ * address and port, version and source id / observation domain.
+ * seq_lost counts what the exporter's sequence numbers say is missing:
+ * datagrams for v9, records for v5 and IPFIX.
+ */
+typedef struct fdx_nf_session_stats {
+    fdx_addr exporter;
+    uint16_t port;
+    uint8_t version;           /* 5, 9 or 10 */
+    uint32_t domain;
+    uint32_t templates;        /* templates and options templates held */
+    uint64_t datagrams;
+    uint64_t flows;
+    uint64_t bad_records;
+    uint64_t no_template;      /* data sets dropped or still waiting */
+    uint64_t seq_lost;
+} fdx_nf_session_stats;
+
+/* Called once per session; the record is only valid during the call. */
+typedef void (*fdx_nf_session_fn)(void *ud, const fdx_nf_session_stats *s);
 
 /* ---------------------------------------------------------------- */
 /* NetFlow v5 / v9 / IPFIX datagram decoder                          */
@@ -82,13 +109,31 @@ typedef struct fdx_read_stats {
 
 typedef struct fdx_nf_decoder fdx_nf_decoder;
 
-/* Caps that bound a decoder's memory whatever arrives; 0 means default. */
+/*
+ * Caps that bound a decoder's memory whatever arrives; 0 means default
+ * (in brackets).  Each cap reached is counted in limit_hits and logged:
+ *   max_exporters       exporter sessions (address, port, version,
+ *                       domain) [256]; a datagram of one more is refused
+ *   max_templates       templates and options templates per session [1024]
+ *   max_fields          fields per template [256]; a longer one is refused
+ *   max_pending_bytes   early data sets kept per session, at most 16 of
+ *                       them, each for 64 datagrams [64 KiB]; the oldest
+ *                       make room
+ *   max_template_bytes  all templates of the decoder together [16 MiB]
+ * A decoder never holds more than
+ *   max_template_bytes + max_exporters * (max_pending_bytes + 4 KiB)
+ * bytes: 33 MiB with the defaults.
+ */
 typedef struct fdx_nf_limits {
-    uint32_t max_exporters;           /* exporter+domain sessions */
-    uint32_t max_templates;           /* per session */
-    uint32_t max_fields;              /* per template */
-    uint32_t max_pending_bytes;       /* early data kept per session */
+    uint32_t max_exporters;
+    uint32_t max_templates;
+    uint32_t max_fields;
+    uint32_t max_pending_bytes;
+    uint32_t max_template_bytes;
 } fdx_nf_limits;
+
+/* Bytes of session state per exporter allowed for in that bound. */
+#define FDX_NF_SESSION_BYTES 4096u
 
 /*
  * Creates a decoder that keeps templates per exporter address, port and
@@ -113,13 +158,24 @@ int fdx_nf_decode(fdx_nf_decoder *dec, const fdx_addr *exporter,
 /* Copies the decoder's counters into *st. */
 void fdx_nf_decoder_stats(const fdx_nf_decoder *dec, fdx_read_stats *st);
 
+/* Calls fn for every session the decoder holds, most recent first. */
+void fdx_nf_decoder_sessions(const fdx_nf_decoder *dec,
+                             fdx_nf_session_fn fn, void *ud);
+
 /* ---------------------------------------------------------------- */
 /* Files                                                             */
 /* ---------------------------------------------------------------- */
 
+/*
+ * Options of the readers; every member may be NULL.  session_fn, when set,
+ * is called for every exporter session of a capture or IPFIX file once
+ * the file was read (nfcapd files have none).
+ */
 typedef struct fdx_read_opts {
     const fdx_logger *log;
     const fdx_nf_limits *limits;
+    fdx_nf_session_fn session_fn;
+    void *session_ud;
 } fdx_read_opts;
 
 /*
