@@ -106,9 +106,14 @@ static void tls_cands(const fdx_scan *s, const fdx__conn *c, fdx__cands *cs)
     int64_t hdr = fdx__hdr_octets(fdx_addr_is_v4(&c->server), 0);
     int64_t p = (int64_t)c->s2c_octets - (int64_t)c->s2c_packets * hdr;
     int64_t rest = p - FDX__TLS_FIRST;
+    /* the first step count whose window can reach its size range: the
+     * loop then ends after two or three steps, whatever the size */
+    int64_t k0 = (rest - FDX__TLS_TOL - FDX__TLS_UNIT) /
+                 (FDX__TLS_UNIT + FDX__TLS_PER_UNIT);
 
     cs->hdr = (uint8_t)hdr;
-    for (int64_t k = 0; rest - k * FDX__TLS_PER_UNIT > 0; k++) {
+    for (int64_t k = k0 > 0 ? k0 : 0; rest - k * FDX__TLS_PER_UNIT > 0;
+         k++) {
         int64_t s0 = rest - k * FDX__TLS_PER_UNIT;
         int64_t lo = s0 - FDX__TLS_TOL, hi = s0 + FDX__TLS_TOL;
         size_t first, n;

@@ -51,12 +51,36 @@ void fdx_scan_free(fdx_scan *s)
     fdx__free(s);
 }
 
+/*
+ * Counts no packet can carry: an IP packet holds at most 65535 bytes, and
+ * no flow meter sees 2^40 packets in one record.  A corrupt record (or
+ * file) gives such values; they are dropped before any arithmetic that
+ * would overflow on them.
+ */
+#define FDX__MAX_RECORD_PACKETS (1ULL << 40)
+
+#define FDX__MAX_RECORD_OCTETS (FDX__MAX_RECORD_PACKETS * 65535)
+
+/* A record without a packet count is kept: some templates carry none. */
+static int counts_possible(uint64_t octets, uint64_t packets)
+{
+    if (packets == 0)
+        return octets <= FDX__MAX_RECORD_OCTETS;
+    return packets <= FDX__MAX_RECORD_PACKETS && octets / packets <= 65535;
+}
+
 int fdx_scan_add(void *ud, const fdx_flow *flow)
 {
     fdx_scan *s = ud;
     int rc;
 
     s->st.flows++;
+    if (!counts_possible(flow->octets, flow->packets) ||
+        ((flow->flags & FDX_FLOW_BIFLOW) &&
+         !counts_possible(flow->rev_octets, flow->rev_packets))) {
+        s->st.flows_invalid++;
+        return 0;
+    }
     if ((flow->flags & FDX_FLOW_SAMPLED) || flow->sampling > 1)
         s->st.flows_sampled++;
     rc = fdx__halves_add(&s->halves, flow);

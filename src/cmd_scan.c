@@ -156,6 +156,10 @@ static void log_summary(const fdx_scan *s, const fdx_read_stats *rs)
                   " ambiguous=%" PRIu64 " several_files=%" PRIu64,
                   rs->files, st.flows, rs->bad_datagrams, st.connections,
                   st.downloads, st.identified, st.ambiguous, st.multi);
+    if (st.flows_invalid > 0)
+        cli_warn("event=invalid-counts flows=%" PRIu64
+                 " note=\"records whose byte count no packet count can "
+                 "carry were ignored\"", st.flows_invalid);
     if (st.flows_sampled > 0)
         cli_warn("event=sampled flows=%" PRIu64
                       " note=\"byte counts of sampled flows are estimates; "

@@ -217,10 +217,11 @@ static void report_json(FILE *f, const fdx_scan *s, const fdx_catalog *cat,
             ", \"downloads\": %" PRIu64 ", \"identified\": %" PRIu64
             ", \"ambiguous\": %" PRIu64 ", \"several_files\": %" PRIu64
             ", \"unmatched\": %" PRIu64 ", \"duplicates\": %" PRIu64
-            ", \"servers_calibrated\": %" PRIu64 "}}\n",
+            ", \"servers_calibrated\": %" PRIu64
+            ", \"invalid_flows\": %" PRIu64 "}}\n",
             st.flows, st.flows_sampled, st.connections, st.downloads,
             st.identified, st.ambiguous, st.multi, st.unmatched,
-            st.duplicates, st.servers_calibrated);
+            st.duplicates, st.servers_calibrated, st.flows_invalid);
 }
 
 /* CSV: one line per claim, OS claims and package claims alike. */

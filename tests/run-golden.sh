@@ -113,6 +113,17 @@ status "checksum mismatch" 65 "Packages" \
     "$FLOWDEX" catalog build -o "$tmp/out.fdxc" "$tmp/mirror"
 if [ -e "$tmp/out.fdxc" ]; then bad "no partial catalog left"; else ok "no partial catalog left"; fi
 
+# one record of packets=2^64-2^56 (a flipped byte): dropped with a warning,
+# the rest analysed (this once made the TLS matcher loop for ever)
+"$FLOWDEX" scan -c "$CAT" data/capture/invalid-packets.pcap >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q "event=invalid-counts flows=1" "$tmp/err" &&
+   grep -q "debian 12 (bookworm) amd64" "$tmp/out"; then
+    ok "record with an impossible packet count"
+else
+    bad "record with an impossible packet count (exit $rc)"
+    cat "$tmp/err"
+fi
 status "unsupported NetFlow version" 65 "netflow-v7.pcap: frame 1" \
     "$FLOWDEX" scan -c "$CAT" data/capture/netflow-v7.pcap
 # the same datagrams among decodable ones: a warning, the rest is read

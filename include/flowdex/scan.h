@@ -107,6 +107,8 @@ typedef struct fdx_scan_stats {
     uint64_t downloads;         /* connections considered as downloads */
     uint64_t identified, ambiguous, multi, unmatched;
     uint64_t servers_calibrated;
+    uint64_t flows_invalid;     /* impossible counts (more bytes than
+                                 * packets can carry), ignored */
 } fdx_scan_stats;
 
 typedef struct fdx_scan fdx_scan;
