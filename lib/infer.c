@@ -437,6 +437,13 @@ static int claimed_again(fdx_host *host, uint32_t entry, double conf,
  */
 #define FDX__PAIR_MAX 32
 #define FDX__PAIR_TOL 2
+/*
+ * A connection that looks like two requests is as often one download that
+ * lost segments (the duplicate ACKs' SACK options lengthen the request
+ * side, the retransmissions the response), which the pair search cannot
+ * tell apart; a pair is claimed only when an accidental fit is unlikely.
+ */
+#define FDX__PAIR_MAX_CHANCE 0.1
 
 typedef struct pair {
     uint32_t a, b;
@@ -528,7 +535,7 @@ static void pair_claims(fdx_scan *s, fdx_host *host, size_t best, size_t i)
         !(ev->kind == FDX_EV_UNMATCHED && fdx__two_requests(s, sv, c)))
         return;
     s->pair_searches++;
-    if (!pair_search(s, c, best, &pr))
+    if (!pair_search(s, c, best, &pr) || pr.chance > FDX__PAIR_MAX_CHANCE)
         return;
     conf = host->os.confidence / (1.0 + pr.chance);
     if (conf < FDX__PKG_MIN_CONF)
