@@ -328,12 +328,20 @@ static void cap_log_line(void *ud, int level, const char *line)
 }
 
 /*
- * A capture whose only export datagrams are of NetFlow versions that are not
- * decoded is an error; one that also holds decodable ones gets a warning.
+ * A capture of frames none of which is an export datagram is an error (the
+ * user likely gave the traffic rather than its flow records), and so is one
+ * whose only export datagrams are of NetFlow versions that are not decoded;
+ * one that also holds decodable ones gets a warning.
  */
 static int cap_check_versions(const cap_ctx *c, const fdx_logger *log,
                               fdx_error *err)
 {
+    if (c->exports == 0 && c->other_versions == 0 && c->packets > 0)
+        return fdx_error_set(err, FDX_EFORMAT,
+                             "%s: no NetFlow or IPFIX export datagram among "
+                             "%llu frames (a capture of the traffic itself? "
+                             "flowdex reads what flow exporters send)",
+                             c->path, (unsigned long long)c->packets);
     if (c->other_versions == 0)
         return 0;
     if (c->exports == 0)

@@ -124,6 +124,8 @@ else
     bad "record with an impossible packet count (exit $rc)"
     cat "$tmp/err"
 fi
+status "packet capture instead of flow exports" 65 "no NetFlow or IPFIX export datagram" \
+    "$FLOWDEX" scan -c "$CAT" data/capture/tcp-traffic.pcap
 status "unsupported NetFlow version" 65 "netflow-v7.pcap: frame 1" \
     "$FLOWDEX" scan -c "$CAT" data/capture/netflow-v7.pcap
 # the same datagrams among decodable ones: a warning, the rest is read
