@@ -349,7 +349,31 @@ static size_t host_scores(fdx_scan *s, size_t ev0, size_t nev)
     return best;
 }
 
-static void host_os(fdx_scan *s, fdx_host *host, size_t best)
+/*
+ * True when some connection of the host that counts for hypothesis h
+ * fitted a file of h's own architecture (a package or an index file of
+ * it); files of "all" and of the whole suite say nothing of it.  Without
+ * one the architecture is unknown, even when the catalog holds only one.
+ */
+static int arch_evidence(const fdx_scan *s, size_t ev0, size_t nev,
+                         size_t h)
+{
+    int a = (int)(h % s->narches);
+
+    for (size_t i = ev0; i < ev0 + nev; i++) {
+        const fdx_evidence *ev = &s->ev[i];
+
+        if (s->lr[i * s->nhyps + h] <= 0)
+            continue;
+        for (uint32_t k = 0; k < ev->ncand; k++)
+            if (s->entry_arch[ev->cand[k]] == a &&
+                s->entry_group[ev->cand[k]] == s->hyps[h].group)
+                return 1;
+    }
+    return 0;
+}
+
+static void host_os(fdx_scan *s, fdx_host *host, size_t best, size_t ev0)
 {
     double total, rel = 0, top;
     const fdx__hyp *b = &s->hyps[best];
@@ -373,7 +397,8 @@ static void host_os(fdx_scan *s, fdx_host *host, size_t best)
     host->os.codename = b->codename;
     host->os.confidence = rel / total;
     host->os.arch_confidence = 1.0 / rel;
-    if (host->os.arch_confidence >= FDX__ARCH_MIN_P)
+    if (host->os.arch_confidence >= FDX__ARCH_MIN_P &&
+        arch_evidence(s, ev0, host->nevidence, best))
         host->os.arch = b->arch;
 }
 
@@ -639,7 +664,7 @@ int fdx__infer_hosts(fdx_scan *s)
         for (size_t k = i; k < j; k++)
             host->sampled_flows += s->ev[k].kind == FDX_EV_SAMPLED;
         best = host_scores(s, i, j - i);
-        host_os(s, host, best);
+        host_os(s, host, best, i);
         rc = host_packages(s, host, best);
         i = j;
     }

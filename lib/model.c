@@ -604,14 +604,19 @@ static int calibrate_one(fdx_scan *s, fdx__server *sv, const uint32_t *idx,
         rc = vote_bases(s, &again, idx, n, &sv->req);
         /* the narrowed votes refine and add classes of the per-packet
          * header sizes already seen; a new one would rest on the few
-         * votes that survive narrowing, which chance also gives */
+         * votes that survive narrowing, which chance also gives.  The
+         * second header size (no timestamps) is kept only where the
+         * request side confirms it: its first votes come from the
+         * connections the first leaves unexplained, and with a catalog
+         * that lacks a client's release those are many, so three of
+         * them agree by chance */
         for (int v = 0; v < 2 && rc == 0; v++) {
             int seen = 0;
 
             for (int c = 0; c < FDX__NCLASS; c++)
                 seen |= sv->base[v][c].n > 0;
             for (int c = 0; c < FDX__NCLASS && seen; c++)
-                if (again.base[v][c].n > 0)
+                if (again.base[v][c].n > 0 || v > 0)
                     sv->base[v][c] = again.base[v][c];
         }
         if (rc == 0)
