@@ -24,6 +24,7 @@
 #include "scan_int.h"
 
 #define NPKG 600
+#define NPKG_ALL 40     /* the last packages of each list are "all" */
 #define SERVER "192.0.2.80"
 
 typedef struct pkg {
@@ -87,7 +88,8 @@ static void make_packages(world *w, int r, int a, char *buf, size_t cap)
         snprintf(p->name, sizeof(p->name), "pkg%c%d", 'a' + r * 2 + a, i);
         snprintf(p->version, sizeof(p->version), "%d.%d-%d", r + 1, i % 7,
                  (int)(rng() % 9));
-        snprintf(p->arch, sizeof(p->arch), "%s", arch_name[a]);
+        snprintf(p->arch, sizeof(p->arch), "%s",
+                 i >= NPKG - NPKG_ALL ? "all" : arch_name[a]);
         p->size = rand_size();
         snprintf(p->path, sizeof(p->path),
                  "pool/main/p/%s/%s_%s_%s.deb", p->name, p->name,
@@ -374,6 +376,47 @@ static void test_hosts(void **state)
     fdx_scan_free(s);
 }
 
+/*
+ * Packages of "all" name a release but no architecture, even when the
+ * catalog holds only one architecture; packages of that architecture do.
+ */
+static void test_arch_from_all(void **state)
+{
+    world *w = *state;
+    const char *src[1] = {w->dir}, *arches[] = {"amd64", NULL};
+    char path[128];
+    fdx_build_opts bo;
+    fdx_catalog *cat;
+    fdx_error err;
+    fdx_scan *s;
+    const fdx_host *h;
+    uint16_t port = 52000;
+
+    memset(&bo, 0, sizeof(bo));
+    bo.verify = 1;
+    bo.arches = arches;
+    snprintf(path, sizeof(path), "%s/amd64.fdxc", w->dir);
+    assert_int_equal(fdx_catalog_build(src, 1, path, &bo, NULL, &err), 0);
+    assert_int_equal(fdx_catalog_open(path, &cat, &err), 0);
+    s = fdx_scan_new(cat, NULL);
+    assert_non_null(s);
+    fetch(s, w, "10.0.0.7", 0, 0, NPKG - NPKG_ALL, 12, &port);
+    fetch(s, w, "10.0.0.8", 0, 0, 30, 12, &port);
+    assert_int_equal(fdx_scan_finish(s), 0);
+    h = find_host(s, "10.0.0.7");
+    assert_non_null(h);
+    assert_true(h->os.known);
+    assert_string_equal(h->os.codename, "alpha");
+    assert_null(h->os.arch);
+    h = find_host(s, "10.0.0.8");
+    assert_non_null(h);
+    assert_true(h->os.known);
+    assert_non_null(h->os.arch);
+    assert_string_equal(h->os.arch, "amd64");
+    fdx_scan_free(s);
+    fdx_catalog_close(cat);
+}
+
 /* A split download and its request side join into one connection. */
 static void test_join(void **state)
 {
@@ -461,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_join),
         cmocka_unit_test(test_hosts),
         cmocka_unit_test(test_keepalive_pair),
+        cmocka_unit_test(test_arch_from_all),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
