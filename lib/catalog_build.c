@@ -1187,6 +1187,21 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
+/*
+ * rename() would replace whatever out names, and a device node, a FIFO or
+ * a socket replaced by a regular file breaks the system (-o /dev/null run
+ * as root): only a regular file, or nothing, may be there.
+ */
+static int output_check(fdx_error *err, const char *out)
+{
+    struct stat st;
+
+    if (stat(out, &st) != 0 || S_ISREG(st.st_mode))
+        return 0;
+    return fdx_error_set(err, FDX_ECANTCREAT, "%s: exists and is not a "
+                         "regular file; not replaced", out);
+}
+
 /* Writes header and body to a temporary file, then renames it. */
 static int write_file(builder *b, const char *out, const uint8_t *h,
                       const uint8_t *body, size_t blen)
@@ -1198,8 +1213,8 @@ static int write_file(builder *b, const char *out, const uint8_t *h,
         sizeof(tmp))
         return fdx_error_set(b->err, FDX_EUSAGE, "%s: path too long", out);
     if ((fd = mkstemp(tmp)) < 0)
-        return fdx_error_set(b->err, FDX_EIO, "%s: cannot create: %s", out,
-                             strerror(errno));
+        return fdx_error_set(b->err, FDX_ECANTCREAT, "%s: cannot create: "
+                             "%s", out, strerror(errno));
     if (fchmod(fd, 0644) != 0 ||
         write_all(fd, h, FDX__CAT_HEADER_SIZE) != 0 ||
         write_all(fd, body, blen) != 0 || fsync(fd) != 0)
@@ -1208,6 +1223,8 @@ static int write_file(builder *b, const char *out, const uint8_t *h,
     if (close(fd) != 0 && rc == 0)
         rc = fdx_error_set(b->err, FDX_EIO, "%s: close: %s", tmp,
                            strerror(errno));
+    if (rc == 0)
+        rc = output_check(b->err, out);  /* it may have appeared since */
     if (rc == 0 && rename(tmp, out) != 0)
         rc = fdx_error_set(b->err, FDX_EIO, "%s: rename to %s: %s", tmp,
                            out, strerror(errno));
@@ -1289,7 +1306,9 @@ int fdx_catalog_build(const char *const *sources, size_t nsources,
     if (nsources == 0 || out_path == NULL)
         return fdx_error_set(err, FDX_EUSAGE, "catalog build: no source or "
                              "no output file");
-    if ((rc = pool_append(&b, "", 0, &empty)) != 0 ||
+    /* checked first, so that a bad -o costs no download */
+    if ((rc = output_check(err, out_path)) != 0 ||
+        (rc = pool_append(&b, "", 0, &empty)) != 0 ||
         (rc = named_suites_init(&b)) != 0)
         goto cleanup;
     for (size_t i = 0; i < nsources; i++)

@@ -69,6 +69,8 @@ int cli_exit_code(int code)
         return EX_OSERR;
     case FDX_EIO:
         return EX_IOERR;
+    case FDX_ECANTCREAT:
+        return EX_CANTCREAT;
     default:
         return EX_SOFTWARE;
     }

@@ -4,7 +4,6 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,19 +103,6 @@ static int parse_build(int argc, char **argv, build_args *a)
     return 0;
 }
 
-/* A failure to create the output is told apart from a read error. */
-static int build_exit(int rc, const char *out)
-{
-    char *copy;
-    int writable;
-
-    if (rc != FDX_EIO || (copy = strdup(out)) == NULL)
-        return cli_exit_code(rc);
-    writable = access(dirname(copy), W_OK) == 0;
-    free(copy);
-    return writable ? cli_exit_code(rc) : EX_CANTCREAT;
-}
-
 static int cmd_build(int argc, char **argv)
 {
     build_args a;
@@ -142,7 +128,7 @@ static int cmd_build(int argc, char **argv)
         fprintf(stderr, "\r\033[K");
     if (rc != 0) {
         cli_errorf("%s", err.msg);
-        return build_exit(rc, a.out);
+        return cli_exit_code(rc);
     }
     if (st.packages == 0)
         cli_warn("event=catalog_empty file=%s note=\"no package matched "

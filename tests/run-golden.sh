@@ -113,6 +113,17 @@ status "checksum mismatch" 65 "Packages" \
     "$FLOWDEX" catalog build -o "$tmp/out.fdxc" "$tmp/mirror"
 if [ -e "$tmp/out.fdxc" ]; then bad "no partial catalog left"; else ok "no partial catalog left"; fi
 
+# -o naming a FIFO or a directory: refused before anything is read, and
+# left as it was (rename would have replaced a device node by a file)
+mkfifo "$tmp/fifo"
+MAXLINES=1 status "output is a FIFO" 73 "fifo: exists and is not a regular" \
+    "$FLOWDEX" catalog build -o "$tmp/fifo" data/catalog/mirror
+if [ -p "$tmp/fifo" ]; then ok "FIFO left in place"; else bad "FIFO left in place"; fi
+mkdir "$tmp/outdir"
+MAXLINES=1 status "output is a directory" 73 "outdir: exists and is not a" \
+    "$FLOWDEX" catalog build -o "$tmp/outdir" data/catalog/mirror
+if [ -d "$tmp/outdir" ]; then ok "directory left in place"; else bad "directory left in place"; fi
+
 # one record of packets=2^64-2^56 (a flipped byte): dropped with a warning,
 # the rest analysed (this once made the TLS matcher loop for ever)
 "$FLOWDEX" scan -c "$CAT" data/capture/invalid-packets.pcap >"$tmp/out" 2>"$tmp/err"
