@@ -1202,7 +1202,11 @@ static int output_check(fdx_error *err, const char *out)
                          "regular file; not replaced", out);
 }
 
-/* Writes header and body to a temporary file, then renames it. */
+/*
+ * Writes header and body to a temporary file, then renames it.  Errors
+ * name out, the file the user asked for: the temporary name means nothing
+ * to them and is gone once the function returns.
+ */
 static int write_file(builder *b, const char *out, const uint8_t *h,
                       const uint8_t *body, size_t blen)
 {
@@ -1218,16 +1222,17 @@ static int write_file(builder *b, const char *out, const uint8_t *h,
     if (fchmod(fd, 0644) != 0 ||
         write_all(fd, h, FDX__CAT_HEADER_SIZE) != 0 ||
         write_all(fd, body, blen) != 0 || fsync(fd) != 0)
-        rc = fdx_error_set(b->err, FDX_EIO, "%s: write error: %s", tmp,
+        rc = fdx_error_set(b->err, FDX_EIO, "%s: write error: %s", out,
                            strerror(errno));
     if (close(fd) != 0 && rc == 0)
-        rc = fdx_error_set(b->err, FDX_EIO, "%s: close: %s", tmp,
+        rc = fdx_error_set(b->err, FDX_EIO, "%s: close: %s", out,
                            strerror(errno));
     if (rc == 0)
         rc = output_check(b->err, out);  /* it may have appeared since */
     if (rc == 0 && rename(tmp, out) != 0)
-        rc = fdx_error_set(b->err, FDX_EIO, "%s: rename to %s: %s", tmp,
-                           out, strerror(errno));
+        rc = fdx_error_set(b->err, FDX_EIO, "%s: cannot rename the "
+                           "temporary file into place: %s", out,
+                           strerror(errno));
     if (rc != 0)
         unlink(tmp);
     return rc;

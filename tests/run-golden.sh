@@ -124,6 +124,14 @@ MAXLINES=1 status "output is a directory" 73 "outdir: exists and is not a" \
     "$FLOWDEX" catalog build -o "$tmp/outdir" data/catalog/mirror
 if [ -d "$tmp/outdir" ]; then ok "directory left in place"; else bad "directory left in place"; fi
 
+# a write error (a file size limit stands in for a full disk) names the
+# output file, not the temporary file that is removed
+status "write error names the output" 74 "c.fdxc: write error" \
+    sh -c 'trap "" XFSZ; ulimit -f 1; exec "$@"' sh \
+    "$FLOWDEX" catalog build -q -o "$tmp/c.fdxc" data/catalog/mirror
+if grep -q "tmp[A-Za-z0-9]\{6\}" "$tmp/err"; then bad "no temporary name in the error"; cat "$tmp/err"; else ok "no temporary name in the error"; fi
+if ls "$tmp" | grep -q "c.fdxc"; then bad "no file left by a write error"; else ok "no file left by a write error"; fi
+
 # one record of packets=2^64-2^56 (a flipped byte): dropped with a warning,
 # the rest analysed (this once made the TLS matcher loop for ever)
 "$FLOWDEX" scan -c "$CAT" data/capture/invalid-packets.pcap >"$tmp/out" 2>"$tmp/err"
