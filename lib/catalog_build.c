@@ -569,7 +569,8 @@ static int parse_index(suite_ctx *s, uint8_t *raw, size_t n,
     b->stats->index_files++;
     if (skipped > 0)
         fdx__log(b->opts->log, FDX_LOG_WARN, "file=%s skipped=%llu stanzas "
-                 "lacking Package, Version, Architecture, Filename or Size",
+                 "lacking Package, Version, Architecture, Filename or "
+                 "Size, or with bytes outside printable ASCII in them",
                  where, (unsigned long long)skipped);
     return 0;
 }

@@ -327,6 +327,19 @@ static void test_packages_parse(void **state)
     char corrupt[] = "Package: a\nVersion: 1\n\ngarbage line\n";
     char badsize[] = "Package: a\nSize: 12x\n";
     char cont[] = " leading continuation\n";
+    /* bytes Debian policy does not allow in these fields: skipped */
+    char forged[] =
+        "Package: e\033[2Jvil\nVersion: 1\nArchitecture: all\n"
+        "Filename: pool/e.deb\nSize: 1\n\n"
+        "Package: f\nVersion: 1\xff\nArchitecture: all\n"
+        "Filename: pool/f.deb\nSize: 1\n\n"
+        "Package: g\nVersion: 1\nArchitecture: a ll\n"
+        "Filename: pool/g.deb\nSize: 1\n\n"
+        "Package: h\nVersion: 1\nArchitecture: all\n"
+        "Filename: pool/h\x7f.deb\nSize: 1\n\n"
+        "Package: ok\nVersion: 1:2.0~rc1+dfsg-3\nArchitecture: all\n"
+        "Filename: pool/o/ok_2.0~rc1+dfsg-3_all.deb\nSize: 1\n"
+        "Description: caf\xc3\xa9 is fine here\n";
     pkgs s;
     uint64_t skipped = 0;
     fdx_error err;
@@ -354,6 +367,14 @@ static void test_packages_parse(void **state)
     assert_int_equal(fdx__packages_parse(cont, strlen(cont), "L",
                                          collect_pkg, &s, &skipped, NULL,
                                          &err), FDX_ECORRUPT);
+    memset(&s, 0, sizeof(s));
+    skipped = 0;
+    assert_int_equal(fdx__packages_parse(forged, strlen(forged), "F",
+                                         collect_pkg, &s, &skipped, NULL,
+                                         &err), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.names[0], "ok");
+    assert_int_equal(skipped, 4);
 }
 
 /* ---------------------------------------------------------------- */
