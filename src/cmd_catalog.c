@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "flowdex/catalog.h"
+#include "text.h"
 
 #define MAX_FILTERS 64
 
@@ -211,26 +212,10 @@ static int tally(const fdx_catalog *cat, counts *c, uint64_t *npkg)
     return 0;
 }
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
 static void json_field(const char *key, const char *val, int comma)
 {
     printf("%s\"%s\": ", comma ? ", " : "", key);
-    json_str(val);
+    text_json(stdout, val);
 }
 
 static void info_json(const char *path, const fdx_catalog *cat,
@@ -239,7 +224,7 @@ static void info_json(const char *path, const fdx_catalog *cat,
     size_t k = 0;
 
     printf("{\"file\": ");
-    json_str(path);
+    text_json(stdout, path);
     printf(", \"format\": %" PRIu32 ", \"created\": %" PRId64
            ", \"entries\": %zu, \"packages\": %" PRIu64 ",\n \"origins\": [",
            fdx_catalog_format(cat), fdx_catalog_created(cat),
@@ -258,13 +243,30 @@ static void info_json(const char *path, const fdx_catalog *cat,
         printf(",\n   \"arches\": {");
         for (int first = 1; k < c->n && c->v[k].origin == i; k++, first = 0) {
             printf("%s", first ? "" : ", ");
-            json_str(c->v[k].arch);
+            text_json(stdout, c->v[k].arch);
             printf(": {\"packages\": %" PRIu64 ", \"index\": %" PRIu64 "}",
                    c->v[k].packages, c->v[k].files);
         }
         printf("}}");
     }
     printf("\n]}\n");
+}
+
+/* The origin's line; its strings come from the catalog file. */
+static void info_origin(uint32_t i, const fdx_origin *o)
+{
+    const char *key[] = {" archive=", " suite=", " codename=", " version=",
+                         " release="};
+    const char *val[] = {o->archive, o->suite, o->codename,
+                         *o->version ? o->version : "-", o->release};
+
+    printf("\norigin %" PRIu32 ": ", i);
+    text_plain(stdout, o->family);
+    for (size_t k = 0; k < sizeof(key) / sizeof(key[0]); k++) {
+        fputs(key[k], stdout);
+        text_plain(stdout, val[k]);
+    }
+    putchar('\n');
 }
 
 static void info_text(const char *path, const fdx_catalog *cat,
@@ -277,9 +279,11 @@ static void info_text(const char *path, const fdx_catalog *cat,
 
     if (gmtime_r(&t, &tm) != NULL)
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-    printf("file      %s\nformat    %" PRIu32 "\ncreated   %s\n"
+    fputs("file      ", stdout);
+    text_plain(stdout, path);
+    printf("\nformat    %" PRIu32 "\ncreated   %s\n"
            "entries   %zu (%" PRIu64 " packages, %zu index files)\n"
-           "origins   %zu\n", path, fdx_catalog_format(cat), when,
+           "origins   %zu\n", fdx_catalog_format(cat), when,
            fdx_catalog_count(cat), npkg,
            fdx_catalog_count(cat) - (size_t)npkg,
            fdx_catalog_origin_count(cat));
@@ -287,14 +291,14 @@ static void info_text(const char *path, const fdx_catalog *cat,
         fdx_origin o;
 
         fdx_catalog_origin(cat, i, &o);
-        printf("\norigin %" PRIu32 ": %s archive=%s suite=%s codename=%s "
-               "version=%s release=%s\n", i, o.family, o.archive, o.suite,
-               o.codename, *o.version ? o.version : "-", o.release);
+        info_origin(i, &o);
         printf("  %-12s %10s %10s\n", "arch", "packages", "index");
-        for (; k < c->n && c->v[k].origin == i; k++)
-            printf("  %-12s %10" PRIu64 " %10" PRIu64 "\n",
-                   *c->v[k].arch ? c->v[k].arch : "(suite)",
-                   c->v[k].packages, c->v[k].files);
+        for (; k < c->n && c->v[k].origin == i; k++) {
+            fputs("  ", stdout);
+            text_pad(stdout, *c->v[k].arch ? c->v[k].arch : "(suite)", 12);
+            printf(" %10" PRIu64 " %10" PRIu64 "\n", c->v[k].packages,
+                   c->v[k].files);
+        }
     }
 }
 

@@ -74,6 +74,38 @@ golden "flows --stats" golden/flows-stats.txt \
     sh -c '"$1" flows --stats "$2" "$3" 2>&1 >/dev/null' sh "$FLOWDEX" \
     $EX/h3c-v9-netstream-varstring.pcap ../sample/flows
 
+# A forged catalog holding invalid UTF-8, ESC, C1 CSI and DEL in a
+# codename and a package name: every output stays valid UTF-8 without
+# control characters, and JSON stays valid JSON.
+python3 forge-catalog.py forge "$CAT" "$tmp/forged.fdxc"
+forged() {  # name, json|text, command...
+    name=$1 kind=$2
+    shift 2
+    if "$@" >"$tmp/out" 2>"$tmp/err" &&
+       python3 forge-catalog.py check "$kind" "$tmp/out"; then
+        ok "forged catalog: $name"
+    else
+        bad "forged catalog: $name"
+        cat "$tmp/err"
+    fi
+}
+FC="$tmp/forged.fdxc"
+forged "scan table" text "$FLOWDEX" scan -c "$FC" ../sample/flows
+forged "scan csv" text "$FLOWDEX" scan --csv -c "$FC" ../sample/flows
+forged "scan json" json "$FLOWDEX" scan --json -c "$FC" ../sample/flows
+forged "explain" text "$FLOWDEX" explain -c "$FC" 10.1.0.15 ../sample/flows
+forged "explain json" json "$FLOWDEX" explain --json -c "$FC" 10.1.0.15 \
+    ../sample/flows
+forged "catalog info" text "$FLOWDEX" catalog info "$FC"
+if "$FLOWDEX" catalog info --json "$FC" >"$tmp/out" &&
+   python3 forge-catalog.py check text "$tmp/out" &&
+   python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/out" &&
+   grep -q 'b\\ufffd\\u001b\[2Jok' "$tmp/out"; then
+    ok "forged catalog: catalog info json"
+else
+    bad "forged catalog: catalog info json"
+fi
+
 # bad input
 status "missing catalog" 66 "nope.fdxc" \
     "$FLOWDEX" scan -c "$tmp/nope.fdxc" ../sample/flows
