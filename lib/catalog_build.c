@@ -1294,6 +1294,30 @@ static int named_suites_check(builder *b)
     return 0;
 }
 
+/*
+ * Nothing was read.  A suite named by --suite and not found has been
+ * reported by named_suites_check(); what is left is a mirror URL read
+ * with the default suites, none of which it has (an archive such as
+ * debian-security names its suites differently): say what was looked for.
+ */
+static int no_suite_error(builder *b, const char *const *src, size_t n)
+{
+    char names[256] = "";
+    size_t len = 0;
+    size_t i = 0;
+
+    while (i < n && !is_url(src[i]))
+        i++;
+    if (b->opts->suites != NULL || i == n)
+        return fdx_error_set(b->err, FDX_ENOENT, "%s: no suite found in "
+                             "the source%s", src[0], n > 1 ? "s" : "");
+    for (const char *const *v = default_url_suites; *v != NULL; v++)
+        len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+                                len ? ", " : "", *v);
+    return fdx_error_set(b->err, FDX_ENOENT, "%s: none of the suites %s "
+                         "found; name them with --suite", src[i], names);
+}
+
 int fdx_catalog_build(const char *const *sources, size_t nsources,
                       const char *out_path, const fdx_build_opts *opts,
                       fdx_build_stats *stats, fdx_error *err)
@@ -1323,12 +1347,7 @@ int fdx_catalog_build(const char *const *sources, size_t nsources,
     if ((rc = named_suites_check(&b)) != 0)
         goto cleanup;
     if (b.norigins == 0) {
-        rc = fdx_error_set(err, FDX_ENOENT, "no suite of the sources "
-                           "matches --suite %s%s",
-                           opts && opts->suites && opts->suites[0]
-                               ? opts->suites[0] : "",
-                           opts && opts->suites && opts->suites[0] &&
-                                   opts->suites[1] ? " ..." : "");
+        rc = no_suite_error(&b, sources, nsources);
         goto cleanup;
     }
     rc = write_catalog(&b, out_path);

@@ -239,6 +239,9 @@ else
 fi
 status "HTTP mirror without the suite" 66 "suite nosuch: no source has this suite" \
     "$FLOWDEX" catalog build -q -o "$tmp/none.fdxc" -s nosuch "$url"
+MAXLINES=1 status "HTTP mirror without the default suites" 66 \
+    "/debian: none of the suites oldstable, stable, testing, unstable found; name them with --suite" \
+    "$FLOWDEX" catalog build -q -o "$tmp/none.fdxc" "$url"
 kill "$server" 2>/dev/null
 wait "$server" 2>/dev/null
 status "HTTP mirror not reachable" 69 "127.0.0.1" \
