@@ -333,6 +333,30 @@ static int arch_wanted(const builder *b, const char *arch)
            in_list(want, arch);
 }
 
+/* --arch all alone: only packages of "all" (and suite-wide files). */
+static int only_all(const builder *b)
+{
+    const char *const *want = b->opts->arches;
+
+    if (want == NULL || *want == NULL)
+        return 0;
+    for (; *want != NULL; want++)
+        if (strcmp(*want, "all") != 0)
+            return 0;
+    return 1;
+}
+
+/*
+ * The Packages lists to read.  Packages of "all" are listed in every
+ * binary-<arch> list (binary-all is newer and not on every mirror), so
+ * for --arch all alone every list is read; on_package() then keeps only
+ * the "all" packages, and duplicates merge.
+ */
+static int list_wanted(const builder *b, const char *arch)
+{
+    return arch_wanted(b, arch) || only_all(b);
+}
+
 static int suite_wanted(const builder *b, const char *name)
 {
     return b->opts->suites == NULL || in_list(b->opts->suites, name);
@@ -658,12 +682,15 @@ static int packages_base(const char *path, size_t *baselen, char *arch,
     return 1;
 }
 
-/* A mirror URL is read for component main and the asked arches only. */
+/*
+ * A mirror URL is read for component main and the asked arches only;
+ * for --arch all alone, the default arches' lists, which hold them.
+ */
 static int url_list_wanted(const builder *b, const char *path,
                            const char *arch)
 {
-    const char *const *want = b->opts->arches ? b->opts->arches
-                                              : default_url_arches;
+    const char *const *want = b->opts->arches && !only_all(b)
+                                  ? b->opts->arches : default_url_arches;
 
     return strncmp(path, "main/", 5) == 0 && in_list(want, arch);
 }
@@ -686,7 +713,7 @@ static int read_all_packages(suite_ctx *s, const fetcher *f,
         int rc;
 
         if (!packages_base(path, &blen, arch, sizeof(arch)) ||
-            blen >= sizeof(base) || !arch_wanted(b, arch) ||
+            blen >= sizeof(base) || !list_wanted(b, arch) ||
             (f->is_url && !url_list_wanted(b, path, arch)))
             continue;
         for (j = 0; j < ndone; j++)

@@ -527,7 +527,9 @@ static void test_build_narrowing(void **state)
     static const char *const unstable[] = {"unstable", NULL};
     static const char *const tiny[] = {"tiny", NULL};
     static const char *const i386[] = {"i386", NULL};
+    static const char *const all[] = {"all", NULL};
     fdx_build_stats st;
+    char url[512];
     fdx_catalog *cat;
     fdx_origin o;
     fdx_entry e;
@@ -552,6 +554,21 @@ static void test_build_narrowing(void **state)
     }
     entry_of_size(cat, 5000, &e);
     assert_string_equal(e.arch, "all");
+    fdx_catalog_close(cat);
+
+    /* --arch all: the "all" packages of every list, nothing per arch */
+    cat = build_open(MIRROR, tiny, all, &st);
+    assert_int_equal(st.packages, 1);      /* common-data */
+    for (size_t i = 0; i < fdx_catalog_count(cat); i++) {
+        fdx_catalog_entry(cat, i, &e);
+        assert_true(strcmp(e.arch, "all") == 0 || *e.arch == '\0');
+    }
+    entry_of_size(cat, 5000, &e);
+    assert_string_equal(e.arch, "all");
+    fdx_catalog_close(cat);
+    snprintf(url, sizeof(url), "file://%s/debian/", MIRROR);
+    cat = build_open(url, tiny, all, &st);
+    assert_int_equal(st.packages, 1);
     fdx_catalog_close(cat);
 }
 
