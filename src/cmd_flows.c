@@ -212,7 +212,7 @@ int cmd_flows(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     enum report_format fmt = REPORT_TABLE;
-    int c, stats = 0, failed;
+    int c, stats = 0;
 
     while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
         switch (c) {
@@ -237,6 +237,5 @@ int cmd_flows(int argc, char **argv)
         printf("exporter,exporter_port,version,domain,template,src,dst,"
                "sport,dport,proto,tcp_flags,octets,packets,first,last,"
                "sampling,rev_octets,rev_packets,flags,fw_event\n");
-    failed = flows_read(argv + optind, argc - optind, &fmt, stats);
-    return fflush(stdout) == 0 ? failed : EX_IOERR;
+    return flows_read(argv + optind, argc - optind, &fmt, stats);
 }

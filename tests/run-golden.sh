@@ -106,6 +106,24 @@ else
     bad "forged catalog: catalog info json"
 fi
 
+# a write error on standard output (ENOSPC from /dev/full) is exit 74
+# with one error line, for every command that writes there
+full() {  # name, command...
+    name=$1
+    shift
+    MAXLINES=1 status "$name to a full disk" 74 "standard output: write error" \
+        sh -c '"$@" >/dev/full' sh "$@"
+}
+if [ -c /dev/full ]; then
+    full "scan" "$FLOWDEX" scan -c "$CAT" ../sample/flows
+    full "scan --json" "$FLOWDEX" scan --json -c "$CAT" ../sample/flows
+    full "explain" "$FLOWDEX" explain -c "$CAT" 10.1.0.15 ../sample/flows
+    full "flows" "$FLOWDEX" flows ../sample/flows
+    full "catalog info" "$FLOWDEX" catalog info "$CAT"
+    full "catalog info --json" "$FLOWDEX" catalog info --json "$CAT"
+    full "--help" "$FLOWDEX" catalog --help
+fi
+
 # bad input
 status "missing catalog" 66 "nope.fdxc" \
     "$FLOWDEX" scan -c "$tmp/nope.fdxc" ../sample/flows
