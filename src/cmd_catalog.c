@@ -21,7 +21,7 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: flowdex catalog build -o FILE [--suite S]... [--arch A]...\n"
         "                             [--no-verify] [-v|-q] SOURCE...\n"
-        "       flowdex catalog info [--json] FILE\n"
+        "       flowdex catalog info [-j|--json] FILE\n"
         "\n"
         "A SOURCE is a directory holding a Debian mirror tree\n"
         "(<archive>/dists/<suite>/InRelease), an http(s):// mirror URL\n"
@@ -105,6 +105,11 @@ static int parse_build(int argc, char **argv, build_args *a)
     return 0;
 }
 
+static const char *plural(uint64_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
 static int cmd_build(int argc, char **argv)
 {
     build_args a;
@@ -137,11 +142,13 @@ static int cmd_build(int argc, char **argv)
                  "the sources%s; only index files were written\"", a.out,
                  a.narches ? " and --arch" : "");
     if (!a.quiet)
-        fprintf(stderr, "%s: wrote %s: %" PRIu64 " packages and %" PRIu64
-                " index files from %" PRIu64 " suites (%" PRIu64
-                " Packages files read, %" PRIu64 " duplicates merged)\n",
-                cli_progname, a.out, st.packages, st.index_entries,
-                st.suites, st.index_files, st.duplicates);
+        fprintf(stderr, "%s: wrote %s: %" PRIu64 " package%s and %" PRIu64
+                " index file%s from %" PRIu64 " suite%s (%" PRIu64
+                " Packages file%s read, %" PRIu64 " duplicate%s merged)\n",
+                cli_progname, a.out, st.packages, plural(st.packages),
+                st.index_entries, plural(st.index_entries), st.suites,
+                plural(st.suites), st.index_files, plural(st.index_files),
+                st.duplicates, plural(st.duplicates));
     return 0;
 }
 

@@ -24,8 +24,8 @@ typedef struct scan_args {
 static void scan_usage(FILE *f, int explain)
 {
     if (explain)
-        fprintf(f, "usage: flowdex explain [-c CATALOG] [-v|-q] HOST "
-                   "INPUT...\n");
+        fprintf(f, "usage: flowdex explain [-c CATALOG] [--json|--csv] "
+                   "[-v|-q] HOST INPUT...\n");
     else
         fprintf(f, "usage: flowdex scan [-c CATALOG] [--json|--csv] [-v|-q] "
                    "INPUT...\n");
@@ -39,8 +39,9 @@ static void scan_usage(FILE *f, int explain)
         "  -q, --quiet         errors only\n"
         "  -h, --help          this help\n"
         "\n"
-        "INPUT is an nfcapd file, a pcap or pcapng capture of NetFlow v5,\n"
-        "v9 or IPFIX export datagrams, or a directory of such files.\n");
+        "INPUT is an nfcapd file, an IPFIX file (RFC 5655), a pcap or\n"
+        "pcapng capture of NetFlow v5, v9 or IPFIX export datagrams, or a\n"
+        "directory of such files.\n");
 }
 
 static int parse_args(int argc, char **argv, scan_args *a)

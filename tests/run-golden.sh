@@ -124,6 +124,27 @@ if [ -c /dev/full ]; then
     full "--help" "$FLOWDEX" catalog --help
 fi
 
+# help and manual pages name every option and input kind
+helps() {  # name, text, command...
+    name=$1 text=$2
+    shift 2
+    if "$@" 2>&1 | grep -q -- "$text"; then ok "$name"; else bad "$name"; fi
+}
+helps "explain --help: formats" "explain .*\[--json|--csv\]" \
+    "$FLOWDEX" explain --help
+for o in --json --csv --stats --verbose --quiet; do
+    helps "flows --help: $o" "^ .*$o " "$FLOWDEX" flows --help
+done
+for c in scan flows; do
+    helps "$c --help: IPFIX files" "IPFIX file (RFC 5655)" "$FLOWDEX" $c --help
+done
+helps "flowdex.1: IPFIX files" "IPFIX file (RFC 5655" cat ../man/flowdex.1
+helps "flowdex.1: catalog info -j" "Op Fl j | Fl -json" cat ../man/flowdex.1
+helps "flowdex-catalog.5: -j" "^.Fl j , Fl -json" cat ../man/flowdex-catalog.5
+helps "one suite, singular" "from 1 suite (1 Packages file read, 0 duplicates" \
+    "$FLOWDEX" catalog build -o "$tmp/one.fdxc" -s tiny -a i386 \
+    data/catalog/mirror
+
 # bad input
 status "missing catalog" 66 "nope.fdxc" \
     "$FLOWDEX" scan -c "$tmp/nope.fdxc" ../sample/flows
