@@ -232,6 +232,9 @@ static void csv_host(FILE *f, const fdx_host *h, const fdx_catalog *cat)
         csv_fields(f, h->os.family, h->os.release, h->os.arch,
                    h->os.codename);
         fprintf(f, ",%.3f,\n", h->os.confidence);
+    } else {
+        /* listed as in the table and JSON, with no claim to make */
+        fprintf(f, "%s,os,,,,,,\n", a);
     }
     for (size_t i = 0; i < h->npackages; i++) {
         fdx_entry e;
