@@ -333,6 +333,30 @@ static int arch_wanted(const builder *b, const char *arch)
            in_list(want, arch);
 }
 
+/* --arch all alone: only packages of "all" (and suite-wide files). */
+static int only_all(const builder *b)
+{
+    const char *const *want = b->opts->arches;
+
+    if (want == NULL || *want == NULL)
+        return 0;
+    for (; *want != NULL; want++)
+        if (strcmp(*want, "all") != 0)
+            return 0;
+    return 1;
+}
+
+/*
+ * The Packages lists to read.  Packages of "all" are listed in every
+ * binary-<arch> list (binary-all is newer and not on every mirror), so
+ * for --arch all alone every list is read; on_package() then keeps only
+ * the "all" packages, and duplicates merge.
+ */
+static int list_wanted(const builder *b, const char *arch)
+{
+    return arch_wanted(b, arch) || only_all(b);
+}
+
 static int suite_wanted(const builder *b, const char *name)
 {
     return b->opts->suites == NULL || in_list(b->opts->suites, name);
@@ -569,7 +593,8 @@ static int parse_index(suite_ctx *s, uint8_t *raw, size_t n,
     b->stats->index_files++;
     if (skipped > 0)
         fdx__log(b->opts->log, FDX_LOG_WARN, "file=%s skipped=%llu stanzas "
-                 "lacking Package, Version, Architecture, Filename or Size",
+                 "lacking Package, Version, Architecture, Filename or "
+                 "Size, or with bytes outside printable ASCII in them",
                  where, (unsigned long long)skipped);
     return 0;
 }
@@ -657,12 +682,15 @@ static int packages_base(const char *path, size_t *baselen, char *arch,
     return 1;
 }
 
-/* A mirror URL is read for component main and the asked arches only. */
+/*
+ * A mirror URL is read for component main and the asked arches only;
+ * for --arch all alone, the default arches' lists, which hold them.
+ */
 static int url_list_wanted(const builder *b, const char *path,
                            const char *arch)
 {
-    const char *const *want = b->opts->arches ? b->opts->arches
-                                              : default_url_arches;
+    const char *const *want = b->opts->arches && !only_all(b)
+                                  ? b->opts->arches : default_url_arches;
 
     return strncmp(path, "main/", 5) == 0 && in_list(want, arch);
 }
@@ -685,7 +713,7 @@ static int read_all_packages(suite_ctx *s, const fetcher *f,
         int rc;
 
         if (!packages_base(path, &blen, arch, sizeof(arch)) ||
-            blen >= sizeof(base) || !arch_wanted(b, arch) ||
+            blen >= sizeof(base) || !list_wanted(b, arch) ||
             (f->is_url && !url_list_wanted(b, path, arch)))
             continue;
         for (j = 0; j < ndone; j++)
@@ -1187,7 +1215,26 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Writes header and body to a temporary file, then renames it. */
+/*
+ * rename() would replace whatever out names, and a device node, a FIFO or
+ * a socket replaced by a regular file breaks the system (-o /dev/null run
+ * as root): only a regular file, or nothing, may be there.
+ */
+static int output_check(fdx_error *err, const char *out)
+{
+    struct stat st;
+
+    if (stat(out, &st) != 0 || S_ISREG(st.st_mode))
+        return 0;
+    return fdx_error_set(err, FDX_ECANTCREAT, "%s: exists and is not a "
+                         "regular file; not replaced", out);
+}
+
+/*
+ * Writes header and body to a temporary file, then renames it.  Errors
+ * name out, the file the user asked for: the temporary name means nothing
+ * to them and is gone once the function returns.
+ */
 static int write_file(builder *b, const char *out, const uint8_t *h,
                       const uint8_t *body, size_t blen)
 {
@@ -1198,19 +1245,22 @@ static int write_file(builder *b, const char *out, const uint8_t *h,
         sizeof(tmp))
         return fdx_error_set(b->err, FDX_EUSAGE, "%s: path too long", out);
     if ((fd = mkstemp(tmp)) < 0)
-        return fdx_error_set(b->err, FDX_EIO, "%s: cannot create: %s", out,
-                             strerror(errno));
+        return fdx_error_set(b->err, FDX_ECANTCREAT, "%s: cannot create: "
+                             "%s", out, strerror(errno));
     if (fchmod(fd, 0644) != 0 ||
         write_all(fd, h, FDX__CAT_HEADER_SIZE) != 0 ||
         write_all(fd, body, blen) != 0 || fsync(fd) != 0)
-        rc = fdx_error_set(b->err, FDX_EIO, "%s: write error: %s", tmp,
+        rc = fdx_error_set(b->err, FDX_EIO, "%s: write error: %s", out,
                            strerror(errno));
     if (close(fd) != 0 && rc == 0)
-        rc = fdx_error_set(b->err, FDX_EIO, "%s: close: %s", tmp,
+        rc = fdx_error_set(b->err, FDX_EIO, "%s: close: %s", out,
                            strerror(errno));
+    if (rc == 0)
+        rc = output_check(b->err, out);  /* it may have appeared since */
     if (rc == 0 && rename(tmp, out) != 0)
-        rc = fdx_error_set(b->err, FDX_EIO, "%s: rename to %s: %s", tmp,
-                           out, strerror(errno));
+        rc = fdx_error_set(b->err, FDX_EIO, "%s: cannot rename the "
+                           "temporary file into place: %s", out,
+                           strerror(errno));
     if (rc != 0)
         unlink(tmp);
     return rc;
@@ -1271,6 +1321,30 @@ static int named_suites_check(builder *b)
     return 0;
 }
 
+/*
+ * Nothing was read.  A suite named by --suite and not found has been
+ * reported by named_suites_check(); what is left is a mirror URL read
+ * with the default suites, none of which it has (an archive such as
+ * debian-security names its suites differently): say what was looked for.
+ */
+static int no_suite_error(builder *b, const char *const *src, size_t n)
+{
+    char names[256] = "";
+    size_t len = 0;
+    size_t i = 0;
+
+    while (i < n && !is_url(src[i]))
+        i++;
+    if (b->opts->suites != NULL || i == n)
+        return fdx_error_set(b->err, FDX_ENOENT, "%s: no suite found in "
+                             "the source%s", src[0], n > 1 ? "s" : "");
+    for (const char *const *v = default_url_suites; *v != NULL; v++)
+        len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+                                len ? ", " : "", *v);
+    return fdx_error_set(b->err, FDX_ENOENT, "%s: none of the suites %s "
+                         "found; name them with --suite", src[i], names);
+}
+
 int fdx_catalog_build(const char *const *sources, size_t nsources,
                       const char *out_path, const fdx_build_opts *opts,
                       fdx_build_stats *stats, fdx_error *err)
@@ -1289,7 +1363,9 @@ int fdx_catalog_build(const char *const *sources, size_t nsources,
     if (nsources == 0 || out_path == NULL)
         return fdx_error_set(err, FDX_EUSAGE, "catalog build: no source or "
                              "no output file");
-    if ((rc = pool_append(&b, "", 0, &empty)) != 0 ||
+    /* checked first, so that a bad -o costs no download */
+    if ((rc = output_check(err, out_path)) != 0 ||
+        (rc = pool_append(&b, "", 0, &empty)) != 0 ||
         (rc = named_suites_init(&b)) != 0)
         goto cleanup;
     for (size_t i = 0; i < nsources; i++)
@@ -1298,12 +1374,7 @@ int fdx_catalog_build(const char *const *sources, size_t nsources,
     if ((rc = named_suites_check(&b)) != 0)
         goto cleanup;
     if (b.norigins == 0) {
-        rc = fdx_error_set(err, FDX_ENOENT, "no suite of the sources "
-                           "matches --suite %s%s",
-                           opts && opts->suites && opts->suites[0]
-                               ? opts->suites[0] : "",
-                           opts && opts->suites && opts->suites[0] &&
-                                   opts->suites[1] ? " ..." : "");
+        rc = no_suite_error(&b, sources, nsources);
         goto cleanup;
     }
     rc = write_catalog(&b, out_path);

@@ -326,23 +326,47 @@ static int take_field(stanza *st, const char *key, size_t n, char *value)
     return 0;
 }
 
+/*
+ * Debian policy allows only printable ASCII without spaces in Package,
+ * Version, Architecture and Filename (5.6.1, 5.6.7, 5.6.8).  Anything
+ * else (0xff, an ESC sequence) is a forged or broken index, and such
+ * bytes would reach every output that prints the catalog.
+ */
+static int plain_ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return 0;
+    return 1;
+}
+
+static int stanza_ok(const stanza *st, const char **why)
+{
+    const fdx__pkg *p = &st->pkg;
+
+    *why = "lacks a required field";
+    if ((st->have & HAVE_ALL) != HAVE_ALL || !*p->package || !*p->filename)
+        return 0;
+    *why = "has bytes outside printable ASCII in a name field";
+    return plain_ascii(p->package) && plain_ascii(p->version) &&
+           plain_ascii(p->arch) && plain_ascii(p->filename);
+}
+
 static int end_stanza(stanza *st, const char *name, fdx__pkg_fn fn,
                       void *ud, uint64_t *skipped, const fdx_logger *log)
 {
-    int rc = 0;
+    const char *why;
 
     if (!st->open)
         return 0;
     st->open = 0;
-    if ((st->have & HAVE_ALL) == HAVE_ALL && *st->pkg.package &&
-        *st->pkg.filename)
+    if (stanza_ok(st, &why))
         return fn(ud, &st->pkg);
     (*skipped)++;
     if (fdx__log_enabled(log, FDX_LOG_DEBUG))
-        fdx__log(log, FDX_LOG_DEBUG,
-                 "file=%s line=%zu stanza lacks a required field, skipped",
-                 name, st->pkg.line);
-    return rc;
+        fdx__log(log, FDX_LOG_DEBUG, "file=%s line=%zu stanza %s, skipped",
+                 name, st->pkg.line, why);
+    return 0;
 }
 
 static int bad_line(const char *name, size_t no, const char *why,

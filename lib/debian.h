@@ -73,7 +73,9 @@ typedef int (*fdx__pkg_fn)(void *ud, const fdx__pkg *p);
 /*
  * Parses the Packages text in buf[0..len) (buf[len] must be NUL; the
  * buffer is modified).  Stanzas missing one of Package, Version,
- * Architecture, Filename or Size are skipped and counted in *skipped.
+ * Architecture, Filename or Size, or with a byte outside printable ASCII
+ * (0x21 to 0x7e) in one of the first four, are skipped and counted in
+ * *skipped.
  * A line that is no field, a bad Size or a NUL byte is FDX_ECORRUPT with
  * name and line in err.  Returns 0, that error, or fn's return value.
  */

@@ -1,9 +1,11 @@
 /*
  * Exit codes and stderr logging shared by the subcommands.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -69,6 +71,8 @@ int cli_exit_code(int code)
         return EX_OSERR;
     case FDX_EIO:
         return EX_IOERR;
+    case FDX_ECANTCREAT:
+        return EX_CANTCREAT;
     default:
         return EX_SOFTWARE;
     }
@@ -120,4 +124,27 @@ int cli_format_conflict(const char *cmd)
 {
     cli_errorf("%s: --json and --csv exclude each other", cmd);
     return EX_USAGE;
+}
+
+/*
+ * Output to a full disk or a broken file shows only when stdio flushes
+ * it, after the command has returned; unchecked, the command exits 0 with
+ * its output lost.  A lost output outweighs any other outcome: 74.
+ */
+int cli_close_stdout(int rc)
+{
+    int failed, e;
+
+    errno = 0;
+    failed = fflush(stdout) != 0 || ferror(stdout);
+    e = errno;
+    if (fclose(stdout) != 0 && !failed) {
+        failed = 1;
+        e = errno;
+    }
+    if (!failed)
+        return rc;
+    cli_errorf("standard output: write error%s%s", e ? ": " : "",
+               e ? strerror(e) : "");
+    return EX_IOERR;
 }

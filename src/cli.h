@@ -22,7 +22,7 @@
  *   70 EX_SOFTWARE  internal error
  *   71 EX_OSERR     out of memory or another system error
  *   73 EX_CANTCREAT an output file can't be created
- *   74 EX_IOERR     read or write error
+ *   74 EX_IOERR     read or write error (standard output too)
  */
 
 /* Maps a library error code to the exit code above. */
@@ -67,6 +67,13 @@ int cli_bad_option(const char *cmd, char **argv);
 
 /* One error line for two output formats given at once; EX_USAGE. */
 int cli_format_conflict(const char *cmd);
+
+/*
+ * Flushes and closes standard output once the command is done.  Returns
+ * rc, or EX_IOERR after one error line when something written to it was
+ * lost.
+ */
+int cli_close_stdout(int rc);
 
 int cmd_scan(int argc, char **argv);
 int cmd_explain(int argc, char **argv);

@@ -4,7 +4,6 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "cli.h"
 #include "flowdex/catalog.h"
+#include "text.h"
 
 #define MAX_FILTERS 64
 
@@ -21,7 +21,7 @@ static void usage(FILE *f)
     fprintf(f,
         "usage: flowdex catalog build -o FILE [--suite S]... [--arch A]...\n"
         "                             [--no-verify] [-v|-q] SOURCE...\n"
-        "       flowdex catalog info [--json] FILE\n"
+        "       flowdex catalog info [-j|--json] FILE\n"
         "\n"
         "A SOURCE is a directory holding a Debian mirror tree\n"
         "(<archive>/dists/<suite>/InRelease), an http(s):// mirror URL\n"
@@ -30,7 +30,8 @@ static void usage(FILE *f)
         "\n"
         "  -o, --output FILE  catalog to write (replaced atomically)\n"
         "  -s, --suite S      only suite S (directory, Suite or Codename)\n"
-        "  -a, --arch A       only architecture A (\"all\" always kept)\n"
+        "  -a, --arch A       only architecture A (\"all\" always kept;\n"
+        "                     --arch all alone: only the \"all\" packages)\n"
         "      --no-verify    do not check index files against InRelease\n"
         "  -v, --verbose      more messages; -q, --quiet fewer\n"
         "  -j, --json         info: print JSON\n"
@@ -104,17 +105,9 @@ static int parse_build(int argc, char **argv, build_args *a)
     return 0;
 }
 
-/* A failure to create the output is told apart from a read error. */
-static int build_exit(int rc, const char *out)
+static const char *plural(uint64_t n)
 {
-    char *copy;
-    int writable;
-
-    if (rc != FDX_EIO || (copy = strdup(out)) == NULL)
-        return cli_exit_code(rc);
-    writable = access(dirname(copy), W_OK) == 0;
-    free(copy);
-    return writable ? cli_exit_code(rc) : EX_CANTCREAT;
+    return n == 1 ? "" : "s";
 }
 
 static int cmd_build(int argc, char **argv)
@@ -142,18 +135,20 @@ static int cmd_build(int argc, char **argv)
         fprintf(stderr, "\r\033[K");
     if (rc != 0) {
         cli_errorf("%s", err.msg);
-        return build_exit(rc, a.out);
+        return cli_exit_code(rc);
     }
     if (st.packages == 0)
         cli_warn("event=catalog_empty file=%s note=\"no package matched "
                  "the sources%s; only index files were written\"", a.out,
                  a.narches ? " and --arch" : "");
     if (!a.quiet)
-        fprintf(stderr, "%s: wrote %s: %" PRIu64 " packages and %" PRIu64
-                " index files from %" PRIu64 " suites (%" PRIu64
-                " Packages files read, %" PRIu64 " duplicates merged)\n",
-                cli_progname, a.out, st.packages, st.index_entries,
-                st.suites, st.index_files, st.duplicates);
+        fprintf(stderr, "%s: wrote %s: %" PRIu64 " package%s and %" PRIu64
+                " index file%s from %" PRIu64 " suite%s (%" PRIu64
+                " Packages file%s read, %" PRIu64 " duplicate%s merged)\n",
+                cli_progname, a.out, st.packages, plural(st.packages),
+                st.index_entries, plural(st.index_entries), st.suites,
+                plural(st.suites), st.index_files, plural(st.index_files),
+                st.duplicates, plural(st.duplicates));
     return 0;
 }
 
@@ -225,26 +220,10 @@ static int tally(const fdx_catalog *cat, counts *c, uint64_t *npkg)
     return 0;
 }
 
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
 static void json_field(const char *key, const char *val, int comma)
 {
     printf("%s\"%s\": ", comma ? ", " : "", key);
-    json_str(val);
+    text_json(stdout, val);
 }
 
 static void info_json(const char *path, const fdx_catalog *cat,
@@ -253,7 +232,7 @@ static void info_json(const char *path, const fdx_catalog *cat,
     size_t k = 0;
 
     printf("{\"file\": ");
-    json_str(path);
+    text_json(stdout, path);
     printf(", \"format\": %" PRIu32 ", \"created\": %" PRId64
            ", \"entries\": %zu, \"packages\": %" PRIu64 ",\n \"origins\": [",
            fdx_catalog_format(cat), fdx_catalog_created(cat),
@@ -272,13 +251,30 @@ static void info_json(const char *path, const fdx_catalog *cat,
         printf(",\n   \"arches\": {");
         for (int first = 1; k < c->n && c->v[k].origin == i; k++, first = 0) {
             printf("%s", first ? "" : ", ");
-            json_str(c->v[k].arch);
+            text_json(stdout, c->v[k].arch);
             printf(": {\"packages\": %" PRIu64 ", \"index\": %" PRIu64 "}",
                    c->v[k].packages, c->v[k].files);
         }
         printf("}}");
     }
     printf("\n]}\n");
+}
+
+/* The origin's line; its strings come from the catalog file. */
+static void info_origin(uint32_t i, const fdx_origin *o)
+{
+    const char *key[] = {" archive=", " suite=", " codename=", " version=",
+                         " release="};
+    const char *val[] = {o->archive, o->suite, o->codename,
+                         *o->version ? o->version : "-", o->release};
+
+    printf("\norigin %" PRIu32 ": ", i);
+    text_plain(stdout, o->family);
+    for (size_t k = 0; k < sizeof(key) / sizeof(key[0]); k++) {
+        fputs(key[k], stdout);
+        text_plain(stdout, val[k]);
+    }
+    putchar('\n');
 }
 
 static void info_text(const char *path, const fdx_catalog *cat,
@@ -291,9 +287,11 @@ static void info_text(const char *path, const fdx_catalog *cat,
 
     if (gmtime_r(&t, &tm) != NULL)
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-    printf("file      %s\nformat    %" PRIu32 "\ncreated   %s\n"
+    fputs("file      ", stdout);
+    text_plain(stdout, path);
+    printf("\nformat    %" PRIu32 "\ncreated   %s\n"
            "entries   %zu (%" PRIu64 " packages, %zu index files)\n"
-           "origins   %zu\n", path, fdx_catalog_format(cat), when,
+           "origins   %zu\n", fdx_catalog_format(cat), when,
            fdx_catalog_count(cat), npkg,
            fdx_catalog_count(cat) - (size_t)npkg,
            fdx_catalog_origin_count(cat));
@@ -301,14 +299,14 @@ static void info_text(const char *path, const fdx_catalog *cat,
         fdx_origin o;
 
         fdx_catalog_origin(cat, i, &o);
-        printf("\norigin %" PRIu32 ": %s archive=%s suite=%s codename=%s "
-               "version=%s release=%s\n", i, o.family, o.archive, o.suite,
-               o.codename, *o.version ? o.version : "-", o.release);
+        info_origin(i, &o);
         printf("  %-12s %10s %10s\n", "arch", "packages", "index");
-        for (; k < c->n && c->v[k].origin == i; k++)
-            printf("  %-12s %10" PRIu64 " %10" PRIu64 "\n",
-                   *c->v[k].arch ? c->v[k].arch : "(suite)",
-                   c->v[k].packages, c->v[k].files);
+        for (; k < c->n && c->v[k].origin == i; k++) {
+            fputs("  ", stdout);
+            text_pad(stdout, *c->v[k].arch ? c->v[k].arch : "(suite)", 12);
+            printf(" %10" PRIu64 " %10" PRIu64 "\n", c->v[k].packages,
+                   c->v[k].files);
+        }
     }
 }
 

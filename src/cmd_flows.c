@@ -22,8 +22,19 @@ static void flows_usage(FILE *f)
         "Prints every decoded flow record: exporter, version, domain,\n"
         "template, addresses, ports, protocol, TCP flags, octets, packets,\n"
         "first and last time (UTC), sampling, reverse counters of biflows,\n"
-        "flags and firewall event.  --stats prints the readers' counters\n"
-        "on standard error, per input and per exporter session.\n");
+        "flags and firewall event.\n"
+        "\n"
+        "      --json     one JSON object per record (JSON Lines)\n"
+        "      --csv      CSV with a header line\n"
+        "      --stats    the readers' counters on standard error, per\n"
+        "                 input and per exporter session\n"
+        "  -v, --verbose  more messages on stderr (repeatable)\n"
+        "  -q, --quiet    errors only\n"
+        "  -h, --help     this help\n"
+        "\n"
+        "INPUT is an nfcapd file, an IPFIX file (RFC 5655), a pcap or\n"
+        "pcapng capture of NetFlow v5, v9 or IPFIX export datagrams, or a\n"
+        "directory of such files.\n");
 }
 
 static const char *version_name(int src)
@@ -212,7 +223,7 @@ int cmd_flows(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     enum report_format fmt = REPORT_TABLE;
-    int c, stats = 0, failed;
+    int c, stats = 0;
 
     while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
         switch (c) {
@@ -237,6 +248,5 @@ int cmd_flows(int argc, char **argv)
         printf("exporter,exporter_port,version,domain,template,src,dst,"
                "sport,dport,proto,tcp_flags,octets,packets,first,last,"
                "sampling,rev_octets,rev_packets,flags,fw_event\n");
-    failed = flows_read(argv + optind, argc - optind, &fmt, stats);
-    return fflush(stdout) == 0 ? failed : EX_IOERR;
+    return flows_read(argv + optind, argc - optind, &fmt, stats);
 }

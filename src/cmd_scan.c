@@ -24,8 +24,8 @@ typedef struct scan_args {
 static void scan_usage(FILE *f, int explain)
 {
     if (explain)
-        fprintf(f, "usage: flowdex explain [-c CATALOG] [-v|-q] HOST "
-                   "INPUT...\n");
+        fprintf(f, "usage: flowdex explain [-c CATALOG] [--json|--csv] "
+                   "[-v|-q] HOST INPUT...\n");
     else
         fprintf(f, "usage: flowdex scan [-c CATALOG] [--json|--csv] [-v|-q] "
                    "INPUT...\n");
@@ -39,8 +39,9 @@ static void scan_usage(FILE *f, int explain)
         "  -q, --quiet         errors only\n"
         "  -h, --help          this help\n"
         "\n"
-        "INPUT is an nfcapd file, a pcap or pcapng capture of NetFlow v5,\n"
-        "v9 or IPFIX export datagrams, or a directory of such files.\n");
+        "INPUT is an nfcapd file, an IPFIX file (RFC 5655), a pcap or\n"
+        "pcapng capture of NetFlow v5, v9 or IPFIX export datagrams, or a\n"
+        "directory of such files.\n");
 }
 
 static int parse_args(int argc, char **argv, scan_args *a)
@@ -211,9 +212,7 @@ static int run(scan_args *a)
 out:
     fdx_scan_free(s);
     fdx_catalog_close(cat);
-    if (fflush(stdout) != 0 && rc == 0)
-        rc = EX_IOERR;
-    return rc != 0 ? rc : failed;
+    return rc != 0 ? rc : failed;  /* main() checks standard output */
 }
 
 static int scan_main(int argc, char **argv, int explain)

@@ -23,7 +23,7 @@ static void usage(FILE *f)
         "and see flowdex(1).\n");
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     const char *cmd;
 
@@ -51,4 +51,9 @@ int main(int argc, char **argv)
         return cmd_catalog(argc - 1, argv + 1);
     cli_errorf("unknown command '%s'; try 'flowdex --help'", cmd);
     return EX_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    return cli_close_stdout(run(argc, argv));
 }

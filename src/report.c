@@ -1,13 +1,14 @@
 /*
  * Output of scan results.  JSON is written by hand: the schema is small
- * and fixed (documented in flowdex(1)), and strings are escaped per
- * RFC 8259.
+ * and fixed (documented in flowdex(1)).  Every string from the catalog
+ * goes through text.h, as a catalog file may hold any bytes.
  */
 #include <inttypes.h>
 #include <string.h>
 #include <time.h>
 
 #include "report.h"
+#include "text.h"
 
 static const char *kind_name(int kind)
 {
@@ -38,22 +39,6 @@ char *report_time(uint64_t ms, char *buf, size_t len)
     return buf;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s != NULL && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 /* The fields naming catalog entry i, without braces. */
 static void json_entry_fields(FILE *f, const fdx_catalog *cat, uint32_t i)
 {
@@ -63,15 +48,15 @@ static void json_entry_fields(FILE *f, const fdx_catalog *cat, uint32_t i)
     fdx_catalog_entry(cat, i, &e);
     fdx_catalog_origin(cat, e.origin, &o);
     fputs("\"name\": ", f);
-    json_str(f, e.kind == FDX_KIND_PACKAGE ? e.package : e.path);
+    text_json(f, e.kind == FDX_KIND_PACKAGE ? e.package : e.path);
     fputs(", \"version\": ", f);
-    json_str(f, e.version);
+    text_json(f, e.version);
     fputs(", \"arch\": ", f);
-    json_str(f, e.arch);
+    text_json(f, e.arch);
     fputs(", \"suite\": ", f);
-    json_str(f, o.codename);
+    text_json(f, o.codename);
     fprintf(f, ", \"size\": %" PRIu64 ", \"path\": ", e.size);
-    json_str(f, e.path);
+    text_json(f, e.path);
 }
 
 static void json_entry(FILE *f, const fdx_catalog *cat, uint32_t i)
@@ -88,14 +73,14 @@ static void json_os(FILE *f, const fdx_host *h)
         return;
     }
     fputs("{\"family\": ", f);
-    json_str(f, h->os.family);
+    text_json(f, h->os.family);
     fputs(", \"release\": ", f);
-    json_str(f, h->os.release);
+    text_json(f, h->os.release);
     fputs(", \"codename\": ", f);
-    json_str(f, h->os.codename);
+    text_json(f, h->os.codename);
     fputs(", \"arch\": ", f);
     if (h->os.arch != NULL)
-        json_str(f, h->os.arch);
+        text_json(f, h->os.arch);
     else
         fputs("null", f);
     fprintf(f, ", \"confidence\": %.3f}", h->os.confidence);
@@ -129,7 +114,7 @@ static void json_evidence(FILE *f, const fdx_host *h, const fdx_evidence *ev,
      * attributed to it, though not told apart */
     if (ev->kind == FDX_EV_MULTI && h->os.known) {
         fputs(", \"attributed_to\": ", f);
-        json_str(f, h->os.codename);
+        text_json(f, h->os.codename);
     }
     if (ev->ncand_total > 0)
         fprintf(f, ", \"sizes\": [%" PRIu64 ", %" PRIu64 "]", ev->win_lo,
@@ -225,21 +210,16 @@ static void report_json(FILE *f, const fdx_scan *s, const fdx_catalog *cat,
 }
 
 /* CSV: one line per claim, OS claims and package claims alike. */
-static void csv_field(FILE *f, const char *s)
+static void csv_fields(FILE *f, const char *name, const char *version,
+                       const char *arch, const char *suite)
 {
-    int quote = s != NULL && strpbrk(s, ",\"\n") != NULL;
-
-    if (!quote) {
-        fputs(s ? s : "", f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
+    text_csv(f, name);
+    fputc(',', f);
+    text_csv(f, version);
+    fputc(',', f);
+    text_csv(f, arch);
+    fputc(',', f);
+    text_csv(f, suite);
 }
 
 static void csv_host(FILE *f, const fdx_host *h, const fdx_catalog *cat)
@@ -248,9 +228,13 @@ static void csv_host(FILE *f, const fdx_host *h, const fdx_catalog *cat)
 
     fdx_addr_format(&h->addr, a, sizeof(a));
     if (h->os.known) {
-        fprintf(f, "%s,os,%s,%s,%s,%s,%.3f,\n", a, h->os.family,
-                h->os.release, h->os.arch ? h->os.arch : "",
-                h->os.codename, h->os.confidence);
+        fprintf(f, "%s,os,", a);
+        csv_fields(f, h->os.family, h->os.release, h->os.arch,
+                   h->os.codename);
+        fprintf(f, ",%.3f,\n", h->os.confidence);
+    } else {
+        /* listed as in the table and JSON, with no claim to make */
+        fprintf(f, "%s,os,,,,,,\n", a);
     }
     for (size_t i = 0; i < h->npackages; i++) {
         fdx_entry e;
@@ -259,11 +243,9 @@ static void csv_host(FILE *f, const fdx_host *h, const fdx_catalog *cat)
         fdx_catalog_entry(cat, h->packages[i].entry, &e);
         fdx_catalog_origin(cat, e.origin, &o);
         fprintf(f, "%s,package,", a);
-        csv_field(f, e.package);
-        fputc(',', f);
-        csv_field(f, e.version);
-        fprintf(f, ",%s,%s,%.3f,", e.arch, o.codename, h->packages[i].confidence);
-        csv_field(f, e.path);
+        csv_fields(f, e.package, e.version, e.arch, o.codename);
+        fprintf(f, ",%.3f,", h->packages[i].confidence);
+        text_csv(f, e.path);
         fputc('\n', f);
     }
 }
@@ -279,18 +261,30 @@ static void table_host(FILE *f, const fdx_host *h, const fdx_catalog *cat)
     for (size_t i = 0; i < h->nevidence; i++)
         amb += !claimed(h, i) && h->evidence[i].kind != FDX_EV_SAMPLED &&
                h->evidence[i].kind != FDX_EV_UNMATCHED;
-    if (h->os.known)
-        fprintf(f, "%-16s %s %s (%s) %s  conf %.2f\n", a, h->os.family,
-                h->os.release, h->os.codename,
-                h->os.arch ? h->os.arch : "arch?", h->os.confidence);
-    else
-        fprintf(f, "%-16s unknown\n", a);
+    fprintf(f, "%-16s ", a);
+    if (h->os.known) {
+        text_plain(f, h->os.family);
+        fputc(' ', f);
+        text_plain(f, h->os.release);
+        fputs(" (", f);
+        text_plain(f, h->os.codename);
+        fputs(") ", f);
+        text_plain(f, h->os.arch ? h->os.arch : "arch?");
+        fprintf(f, "  conf %.2f\n", h->os.confidence);
+    } else {
+        fputs("unknown\n", f);
+    }
     for (size_t i = 0; i < h->npackages; i++) {
         fdx_entry e;
 
         fdx_catalog_entry(cat, h->packages[i].entry, &e);
-        fprintf(f, "%-16s   %s %s %s  conf %.2f\n", "", e.package, e.version,
-                e.arch, h->packages[i].confidence);
+        fprintf(f, "%-16s   ", "");
+        text_plain(f, e.package);
+        fputc(' ', f);
+        text_plain(f, e.version);
+        fputc(' ', f);
+        text_plain(f, e.arch);
+        fprintf(f, "  conf %.2f\n", h->packages[i].confidence);
     }
     fprintf(f, "%-16s   %zu package(s), %zu unresolved download(s)", "",
             h->npackages, amb);
@@ -353,9 +347,13 @@ void report_explain(FILE *f, const fdx_host *h, const fdx_catalog *cat)
 
             fdx_catalog_entry(cat, ev->cand[k], &e);
             fdx_catalog_origin(cat, e.origin, &o);
-            fprintf(f, "      %s%s %" PRIu64 " %s (%s)\n",
-                    claimed(h, i) ? "* " : "", e.path, e.size, e.arch,
-                    o.codename);
+            fprintf(f, "      %s", claimed(h, i) ? "* " : "");
+            text_plain(f, e.path);
+            fprintf(f, " %" PRIu64 " ", e.size);
+            text_plain(f, e.arch);
+            fputs(" (", f);
+            text_plain(f, o.codename);
+            fputs(")\n", f);
         }
     }
 }

@@ -74,6 +74,77 @@ golden "flows --stats" golden/flows-stats.txt \
     sh -c '"$1" flows --stats "$2" "$3" 2>&1 >/dev/null' sh "$FLOWDEX" \
     $EX/h3c-v9-netstream-varstring.pcap ../sample/flows
 
+# A forged catalog holding invalid UTF-8, ESC, C1 CSI and DEL in a
+# codename and a package name: every output stays valid UTF-8 without
+# control characters, and JSON stays valid JSON.
+python3 forge-catalog.py forge "$CAT" "$tmp/forged.fdxc"
+forged() {  # name, json|text, command...
+    name=$1 kind=$2
+    shift 2
+    if "$@" >"$tmp/out" 2>"$tmp/err" &&
+       python3 forge-catalog.py check "$kind" "$tmp/out"; then
+        ok "forged catalog: $name"
+    else
+        bad "forged catalog: $name"
+        cat "$tmp/err"
+    fi
+}
+FC="$tmp/forged.fdxc"
+forged "scan table" text "$FLOWDEX" scan -c "$FC" ../sample/flows
+forged "scan csv" text "$FLOWDEX" scan --csv -c "$FC" ../sample/flows
+forged "scan json" json "$FLOWDEX" scan --json -c "$FC" ../sample/flows
+forged "explain" text "$FLOWDEX" explain -c "$FC" 10.1.0.15 ../sample/flows
+forged "explain json" json "$FLOWDEX" explain --json -c "$FC" 10.1.0.15 \
+    ../sample/flows
+forged "catalog info" text "$FLOWDEX" catalog info "$FC"
+if "$FLOWDEX" catalog info --json "$FC" >"$tmp/out" &&
+   python3 forge-catalog.py check text "$tmp/out" &&
+   python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/out" &&
+   grep -q 'b\\ufffd\\u001b\[2Jok' "$tmp/out"; then
+    ok "forged catalog: catalog info json"
+else
+    bad "forged catalog: catalog info json"
+fi
+
+# a write error on standard output (ENOSPC from /dev/full) is exit 74
+# with one error line, for every command that writes there
+full() {  # name, command...
+    name=$1
+    shift
+    MAXLINES=1 status "$name to a full disk" 74 "standard output: write error" \
+        sh -c '"$@" >/dev/full' sh "$@"
+}
+if [ -c /dev/full ]; then
+    full "scan" "$FLOWDEX" scan -c "$CAT" ../sample/flows
+    full "scan --json" "$FLOWDEX" scan --json -c "$CAT" ../sample/flows
+    full "explain" "$FLOWDEX" explain -c "$CAT" 10.1.0.15 ../sample/flows
+    full "flows" "$FLOWDEX" flows ../sample/flows
+    full "catalog info" "$FLOWDEX" catalog info "$CAT"
+    full "catalog info --json" "$FLOWDEX" catalog info --json "$CAT"
+    full "--help" "$FLOWDEX" catalog --help
+fi
+
+# help and manual pages name every option and input kind
+helps() {  # name, text, command...
+    name=$1 text=$2
+    shift 2
+    if "$@" 2>&1 | grep -q -- "$text"; then ok "$name"; else bad "$name"; fi
+}
+helps "explain --help: formats" "explain .*\[--json|--csv\]" \
+    "$FLOWDEX" explain --help
+for o in --json --csv --stats --verbose --quiet; do
+    helps "flows --help: $o" "^ .*$o " "$FLOWDEX" flows --help
+done
+for c in scan flows; do
+    helps "$c --help: IPFIX files" "IPFIX file (RFC 5655)" "$FLOWDEX" $c --help
+done
+helps "flowdex.1: IPFIX files" "IPFIX file (RFC 5655" cat ../man/flowdex.1
+helps "flowdex.1: catalog info -j" "Op Fl j | Fl -json" cat ../man/flowdex.1
+helps "flowdex-catalog.5: -j" "^.Fl j , Fl -json" cat ../man/flowdex-catalog.5
+helps "one suite, singular" "from 1 suite (1 Packages file read, 0 duplicates" \
+    "$FLOWDEX" catalog build -o "$tmp/one.fdxc" -s tiny -a i386 \
+    data/catalog/mirror
+
 # bad input
 status "missing catalog" 66 "nope.fdxc" \
     "$FLOWDEX" scan -c "$tmp/nope.fdxc" ../sample/flows
@@ -112,6 +183,25 @@ printf 'Package: a\n' >"$tmp/mirror/debian/dists/x/main/binary-amd64/Packages"
 status "checksum mismatch" 65 "Packages" \
     "$FLOWDEX" catalog build -o "$tmp/out.fdxc" "$tmp/mirror"
 if [ -e "$tmp/out.fdxc" ]; then bad "no partial catalog left"; else ok "no partial catalog left"; fi
+
+# -o naming a FIFO or a directory: refused before anything is read, and
+# left as it was (rename would have replaced a device node by a file)
+mkfifo "$tmp/fifo"
+MAXLINES=1 status "output is a FIFO" 73 "fifo: exists and is not a regular" \
+    "$FLOWDEX" catalog build -o "$tmp/fifo" data/catalog/mirror
+if [ -p "$tmp/fifo" ]; then ok "FIFO left in place"; else bad "FIFO left in place"; fi
+mkdir "$tmp/outdir"
+MAXLINES=1 status "output is a directory" 73 "outdir: exists and is not a" \
+    "$FLOWDEX" catalog build -o "$tmp/outdir" data/catalog/mirror
+if [ -d "$tmp/outdir" ]; then ok "directory left in place"; else bad "directory left in place"; fi
+
+# a write error (a file size limit stands in for a full disk) names the
+# output file, not the temporary file that is removed
+status "write error names the output" 74 "c.fdxc: write error" \
+    sh -c 'trap "" XFSZ; ulimit -f 1; exec "$@"' sh \
+    "$FLOWDEX" catalog build -q -o "$tmp/c.fdxc" data/catalog/mirror
+if grep -q "tmp[A-Za-z0-9]\{6\}" "$tmp/err"; then bad "no temporary name in the error"; cat "$tmp/err"; else ok "no temporary name in the error"; fi
+if ls "$tmp" | grep -q "c.fdxc"; then bad "no file left by a write error"; else ok "no file left by a write error"; fi
 
 # one record of packets=2^64-2^56 (a flipped byte): dropped with a warning,
 # the rest analysed (this once made the TLS matcher loop for ever)
@@ -190,6 +280,9 @@ else
 fi
 status "HTTP mirror without the suite" 66 "suite nosuch: no source has this suite" \
     "$FLOWDEX" catalog build -q -o "$tmp/none.fdxc" -s nosuch "$url"
+MAXLINES=1 status "HTTP mirror without the default suites" 66 \
+    "/debian: none of the suites oldstable, stable, testing, unstable found; name them with --suite" \
+    "$FLOWDEX" catalog build -q -o "$tmp/none.fdxc" "$url"
 kill "$server" 2>/dev/null
 wait "$server" 2>/dev/null
 status "HTTP mirror not reachable" 69 "127.0.0.1" \

@@ -327,6 +327,19 @@ static void test_packages_parse(void **state)
     char corrupt[] = "Package: a\nVersion: 1\n\ngarbage line\n";
     char badsize[] = "Package: a\nSize: 12x\n";
     char cont[] = " leading continuation\n";
+    /* bytes Debian policy does not allow in these fields: skipped */
+    char forged[] =
+        "Package: e\033[2Jvil\nVersion: 1\nArchitecture: all\n"
+        "Filename: pool/e.deb\nSize: 1\n\n"
+        "Package: f\nVersion: 1\xff\nArchitecture: all\n"
+        "Filename: pool/f.deb\nSize: 1\n\n"
+        "Package: g\nVersion: 1\nArchitecture: a ll\n"
+        "Filename: pool/g.deb\nSize: 1\n\n"
+        "Package: h\nVersion: 1\nArchitecture: all\n"
+        "Filename: pool/h\x7f.deb\nSize: 1\n\n"
+        "Package: ok\nVersion: 1:2.0~rc1+dfsg-3\nArchitecture: all\n"
+        "Filename: pool/o/ok_2.0~rc1+dfsg-3_all.deb\nSize: 1\n"
+        "Description: caf\xc3\xa9 is fine here\n";
     pkgs s;
     uint64_t skipped = 0;
     fdx_error err;
@@ -354,6 +367,14 @@ static void test_packages_parse(void **state)
     assert_int_equal(fdx__packages_parse(cont, strlen(cont), "L",
                                          collect_pkg, &s, &skipped, NULL,
                                          &err), FDX_ECORRUPT);
+    memset(&s, 0, sizeof(s));
+    skipped = 0;
+    assert_int_equal(fdx__packages_parse(forged, strlen(forged), "F",
+                                         collect_pkg, &s, &skipped, NULL,
+                                         &err), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.names[0], "ok");
+    assert_int_equal(skipped, 4);
 }
 
 /* ---------------------------------------------------------------- */
@@ -506,7 +527,9 @@ static void test_build_narrowing(void **state)
     static const char *const unstable[] = {"unstable", NULL};
     static const char *const tiny[] = {"tiny", NULL};
     static const char *const i386[] = {"i386", NULL};
+    static const char *const all[] = {"all", NULL};
     fdx_build_stats st;
+    char url[512];
     fdx_catalog *cat;
     fdx_origin o;
     fdx_entry e;
@@ -531,6 +554,21 @@ static void test_build_narrowing(void **state)
     }
     entry_of_size(cat, 5000, &e);
     assert_string_equal(e.arch, "all");
+    fdx_catalog_close(cat);
+
+    /* --arch all: the "all" packages of every list, nothing per arch */
+    cat = build_open(MIRROR, tiny, all, &st);
+    assert_int_equal(st.packages, 1);      /* common-data */
+    for (size_t i = 0; i < fdx_catalog_count(cat); i++) {
+        fdx_catalog_entry(cat, i, &e);
+        assert_true(strcmp(e.arch, "all") == 0 || *e.arch == '\0');
+    }
+    entry_of_size(cat, 5000, &e);
+    assert_string_equal(e.arch, "all");
+    fdx_catalog_close(cat);
+    snprintf(url, sizeof(url), "file://%s/debian/", MIRROR);
+    cat = build_open(url, tiny, all, &st);
+    assert_int_equal(st.packages, 1);
     fdx_catalog_close(cat);
 }
 

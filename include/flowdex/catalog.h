@@ -125,6 +125,9 @@ typedef struct fdx_build_stats {
  * A source is a directory holding a mirror tree (<archive>/dists/<suite>/
  * InRelease and the index files it lists), an http:// or https:// mirror
  * URL, or a single Packages file (plain, .gz, .xz, .lz4 or .bz2).
+ * An out_path that exists and is not a regular file (a device, a FIFO, a
+ * directory) is refused with FDX_ECANTCREAT before any source is read, as
+ * is one whose temporary file cannot be created.
  */
 int fdx_catalog_build(const char *const *sources, size_t nsources,
                       const char *out_path, const fdx_build_opts *opts,

@@ -31,7 +31,8 @@ extern "C" {
     X(FDX_ELIMIT, -11, "limit exceeded")                                     \
     X(FDX_EUNSUPPORTED, -12, "unsupported feature")                          \
     X(FDX_ENOTFOUND, -13, "not found")                                       \
-    X(FDX_EACCES, -14, "permission denied")
+    X(FDX_EACCES, -14, "permission denied")                                  \
+    X(FDX_ECANTCREAT, -15, "output file cannot be created")
 
 enum fdx_error_code {
 #define FDX__ENUM(name, value, msg) name = value,
