@@ -1046,6 +1046,24 @@ static nf_template *nf_template_slot(nf_ctx *c, uint16_t id)
 }
 
 /*
+ * A (re)definition of id that was refused: whatever id meant before no
+ * longer describes what the exporter sends, so it is withdrawn and the
+ * data sets that follow wait (and count) as without a template instead
+ * of being decoded with the old layout.
+ */
+static int nf_template_refuse(nf_ctx *c, uint16_t id)
+{
+    nf_session *s = c->s;
+
+    for (size_t i = 0; i < s->ntpl; i++)
+        if (s->tpl[i].id == id) {
+            nf_template_clear(c->dec, s, i);
+            break;
+        }
+    return 0;
+}
+
+/*
  * Stores (or refreshes, or redefines) a template whose field specifiers
  * are at p and already known to fit.  Returns fn's stop value from
  * decoding data that waited for it, or 0.
@@ -1064,19 +1082,19 @@ static int nf_template_store(nf_ctx *c, uint16_t id, const uint8_t *p,
     if (fc > c->dec->lim.max_fields) {
         c->dec->st.limit_hits++;
         nf_warn(c->dec, c->s, id, 0, "template field limit reached");
-        return 0;
+        return nf_template_refuse(c, id);
     }
     /* a new template also needs room for a slot: checked when grown */
     if (need > had && !nf_template_budget(c, id, need - had))
-        return 0;
+        return nf_template_refuse(c, id);
     fields = fdx__calloc(fc ? fc : 1, sizeof(*fields));
     if (fields == NULL)
-        return 0;
+        return nf_template_refuse(c, id);
     nf_parse_fields(c->h.version == 10, p, len, fc, fields, &min_len);
     t = nf_template_slot(c, id);
     if (t == NULL) {
         fdx__free(fields);
-        return 0;
+        return 0; /* only a new id misses a slot: nothing to withdraw */
     }
     c->dec->tpl_bytes += need;
     if (t->fields != NULL)

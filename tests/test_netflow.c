@@ -1197,6 +1197,55 @@ static void test_template_memory_cap(void **state)
     free(s);
 }
 
+/* An IPFIX data set of template id: one record of nfields 4-byte values. */
+static void ipfix_data_n(buf *b, uint16_t id, unsigned nfields)
+{
+    size_t off = b->n;
+
+    put16(b, id); put16(b, 0);
+    for (unsigned f = 0; f < nfields; f++)
+        put32(b, 0x01020304u + f);
+    set_done(b, off);
+}
+
+/*
+ * A redefinition refused by a cap withdraws the template it would have
+ * replaced: the data that follows is of the new layout, and reading it
+ * with the old one gave junk records (v9-redefine-over-field-limit.pcap
+ * of the 2026-12-04 review: 14 of them).  Both caps: max_fields and
+ * max_template_bytes.
+ */
+static void test_refused_redefinition(void **state)
+{
+    fdx_nf_limits lim[2] = {{0, 0, 8, 0, 0}, {0, 0, 0, 0, 1024}};
+    unsigned big[2] = {9, 120}; /* 9 > 8 fields; 960 bytes of fields */
+    fdx_read_stats st;
+    sink *s = calloc(1, sizeof(*s));
+    buf b;
+
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        fdx_nf_decoder *d = dec_new(&lim[k]);
+
+        ipfix_header(&b, 0, 1);
+        ipfix_template_n(&b, 300, 2);
+        ipfix_data_n(&b, 300, 2);
+        ipfix_done(&b);
+        assert_int_equal(feed(d, &b, s), 1);
+        ipfix_header(&b, 1, 1);
+        ipfix_template_n(&b, 300, big[k]);   /* refused */
+        ipfix_data_n(&b, 300, big[k]);
+        ipfix_done(&b);
+        assert_int_equal(feed(d, &b, s), 0); /* not with the old layout */
+        fdx_nf_decoder_stats(d, &st);
+        assert_int_equal(st.limit_hits, 1);
+        assert_int_equal(st.no_template, 1);
+        assert_int_equal(st.flows, 1);
+        fdx_nf_decoder_free(d);
+    }
+    free(s);
+}
+
 /*
  * Early data waits for its template through at most 64 datagrams of its
  * session (the real case: graylog-nprobe-v9-data-before-template-pcap,
@@ -1517,6 +1566,7 @@ int main(void)
         cmocka_unit_test(test_malformed_sets),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_template_memory_cap),
+        cmocka_unit_test(test_refused_redefinition),
         cmocka_unit_test(test_pending_age),
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_fuzz_mutations),
