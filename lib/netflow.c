@@ -774,10 +774,30 @@ static size_t nf_record(const nf_ctx *c, const nf_template *t,
     return off;
 }
 
+static int nf_all_zero(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != 0)
+            return 0;
+    return 1;
+}
+
 /*
- * Walks the records of one data set.  What is left when less than the
- * shortest record remains is padding (of any length).  Returns fn's stop
- * value or 0.
+ * What is left of a data set after its last record is padding when it
+ * is all zero bytes (RFC 7011 3.3.1, RFC 3954 5.3) or, whatever it holds,
+ * shorter than 4 bytes: alignment padding, which nprobe fills with stale
+ * buffer bytes (graylog-nprobe-v9-*, nprobe-v9-options-template-scope).
+ */
+static int nf_is_padding(const uint8_t *p, size_t len)
+{
+    return len < 4 || nf_all_zero(p, len);
+}
+
+/*
+ * Walks the records of one data set.  A remainder shorter than the
+ * shortest record that is not padding is a cut record (a set length that
+ * lies, or a truncated export) and is counted rather than dropped unseen.
+ * Returns fn's stop value or 0.
  */
 static int nf_data_records(nf_ctx *c, const nf_template *t,
                            const uint8_t *p, size_t len, size_t off0)
@@ -803,6 +823,8 @@ static int nf_data_records(nf_ctx *c, const nf_template *t,
         else if (nf_rec_emit(c, &r, t->id) != 0)
             return c->stop;
     }
+    if (!nf_is_padding(p + off, len - off))
+        nf_bad(c, t->id, off0 + off, "record overruns its set");
     return 0;
 }
 
@@ -1233,14 +1255,6 @@ static int nf_set(nf_ctx *c, uint16_t id, const uint8_t *p, size_t len,
         return nf_data_set(c, id, p, len, off);
     nf_bad(c, id, off, "reserved set id");
     return 0;
-}
-
-static int nf_all_zero(const uint8_t *p, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != 0)
-            return 0;
-    return 1;
 }
 
 /*

@@ -1247,6 +1247,53 @@ static void test_refused_redefinition(void **state)
 }
 
 /*
+ * What follows the last record of a data set is padding only when it is
+ * zero bytes or shorter than 4 (nprobe's stale alignment bytes); a longer
+ * non-zero remainder is a cut record, counted and logged.  The review's
+ * v9-truncated-last-record.pcap (20 bytes of a 21-byte third record) and
+ * ipfix-setlen-odd.pcap (a set length one short of its only record) were
+ * read as padding, without a trace.
+ */
+static void test_cut_last_record(void **state)
+{
+    static const struct { unsigned n, byte, bad; } tail[] = {
+        {20, 0x41, 1}, {20, 0, 0}, {3, 0x41, 0}, {4, 0x41, 1},
+    };
+    log_sink ls = {0, ""};
+    fdx_logger log = {log_collect, &ls, FDX_LOG_WARN};
+    fdx_nf_decoder *d = fdx_nf_decoder_new(NULL, &log);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    uint64_t bad = 0;
+    size_t off;
+    buf b;
+
+    (void)state;
+    for (unsigned k = 0; k < 4; k++) {
+        ipfix_header(&b, 2 * k, 1);
+        ipfix_template_n(&b, 300, 6);    /* 24-byte records */
+        off = b.n;
+        put16(&b, 300); put16(&b, 0);
+        for (int f = 0; f < 12; f++)
+            put32(&b, 1);
+        for (unsigned i = 0; i < tail[k].n; i++)
+            put8(&b, tail[k].byte);
+        set_done(&b, off);
+        ipfix_done(&b);
+        assert_int_equal(feed(d, &b, s), 2);
+        fdx_nf_decoder_stats(d, &st);
+        bad += tail[k].bad;
+        assert_int_equal(st.bad_records, bad);
+    }
+    assert_int_equal(ls.lines, 2);
+    assert_non_null(strstr(ls.last, "record overruns its set exporter="
+                                    "192.0.2.1 port=2055 version=10 "
+                                    "domain=1 template=300 offset=100"));
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/*
  * Early data waits for its template through at most 64 datagrams of its
  * session (the real case: graylog-nprobe-v9-data-before-template-pcap,
  * where it waits two).
@@ -1557,6 +1604,7 @@ int main(void)
         cmocka_unit_test(test_seq_per_domain),
         cmocka_unit_test(test_seq_sessions_capture),
         cmocka_unit_test(test_bad_datagram_messages),
+        cmocka_unit_test(test_cut_last_record),
         cmocka_unit_test(test_crafted_v9_sampling_scope),
         cmocka_unit_test(test_crafted_abs_switched_rev_totals),
         cmocka_unit_test(test_time_forms_real),
