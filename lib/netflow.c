@@ -59,6 +59,8 @@ typedef struct nf_rec {
     uint64_t pkt_interval, pkt_space;
     uint64_t init_ms;
     uint8_t has_init;
+    /* an integer element too long for its value (the record is bad) */
+    uint8_t bad_int;
 } nf_rec;
 
 static const uint64_t NF_NTP_UNIX = 2208988800u; /* 1900 -> 1970, seconds */
@@ -633,6 +635,8 @@ static void nf_field_counter(nf_rec *r, uint16_t type, uint64_t v)
         r->has_fw_rev |= 2;
         break;
     case 233: case 40005: /* firewallEvent; NSEL NF_F_FW_EVENT in v9 */
+        if (v > 0xFF)
+            r->bad_int = 1;
         nf_first_u8(&r->fw_event, &r->has_fw_event, v);
         break;
     }
@@ -690,35 +694,101 @@ static void nf_field_sampling(nf_rec *r, uint16_t type, uint64_t v)
     }
 }
 
+/*
+ * The integer elements this decoder reads (others are skipped whatever
+ * their length): only for these does a value too long to hold matter.
+ */
+static int nf_int_used(const nf_field *f)
+{
+    if (f->pen == NF_PEN_REVERSE)
+        return f->type == 1 || f->type == 2 || f->type == 85 ||
+               f->type == 86;
+    if (f->pen != 0)
+        return f->pen == NF_PEN_IXIA && (f->type == 176 || f->type == 177);
+    switch (f->type) {
+    case 1: case 2: case 4: case 6: case 7: case 10: case 11:
+    case 21: case 22: case 23: case 24: case 34: case 48: case 50:
+    case 85: case 86: case 150: case 151: case 152: case 153: case 154:
+    case 155: case 156: case 157: case 158: case 159: case 160: case 231:
+    case 232: case 233: case 298: case 299: case 302: case 305: case 306:
+    case 40005:
+        return 1;
+    }
+    return 0;
+}
+
+static int nf_all_zero(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != 0)
+            return 0;
+    return 1;
+}
+
+/*
+ * An unsigned integer of len bytes.  Shorter than its type is RFC 7011
+ * 6.2 reduced-size encoding; longer is read when what lies above 64 bits
+ * is zero (a 16-byte octet count of a small value), else *wide is set:
+ * reading its low bytes would give a wrong value without a trace.
+ */
+static uint64_t nf_uint(const uint8_t *p, size_t len, int *wide)
+{
+    *wide = 0;
+    if (len <= 8)
+        return fdx__beN(p, len);
+    if (!nf_all_zero(p, len - 8)) {
+        *wide = 1;
+        return 0;
+    }
+    return fdx__beN(p + len - 8, 8);
+}
+
+/* Ports and the protocol: a value beyond their type's width is bad. */
+static void nf_field_narrow(nf_rec *r, uint16_t type, uint64_t v)
+{
+    if (v > (type == 4 ? 0xFFu : 0xFFFFu)) {
+        r->bad_int = 1;
+        return;
+    }
+    if (type == 7)
+        nf_first_u16(&r->f.sport, &r->has_sport, v);
+    else if (type == 11)
+        nf_first_u16(&r->f.dport, &r->has_dport, v);
+    else
+        nf_first_u8(&r->f.proto, &r->has_proto, v);
+}
+
 /* Interprets one field value of len bytes (already bounds-checked). */
 static void nf_field_value(const nf_ctx *c, nf_rec *r, const nf_field *f,
                      const uint8_t *p, size_t len)
 {
-    uint64_t v = len >= 1 && len <= 8 ? fdx__beN(p, len) : 0;
-    int is_int = len >= 1 && len <= 8;
+    int wide;
+    uint64_t v = nf_uint(p, len, &wide);
 
-    if (f->pen != 0) {
-        if (is_int)
-            nf_field_enterprise(r, f, v);
-        return;
-    }
-    switch (f->type) {
+    switch (f->pen == 0 ? f->type : 0) {
     case 8: nf_addr_field(&r->f.src, &r->has_src, p, len, 0); return;
     case 12: nf_addr_field(&r->f.dst, &r->has_dst, p, len, 0); return;
     case 27: nf_addr_field(&r->f.src, &r->has_src, p, len, 1); return;
     case 28: nf_addr_field(&r->f.dst, &r->has_dst, p, len, 1); return;
     }
-    if (!is_int)
+    if (len == 0 || !nf_int_used(f))
         return;
+    if (wide) {
+        r->bad_int = 1;
+        return;
+    }
+    if (f->pen != 0) {
+        nf_field_enterprise(r, f, v);
+        return;
+    }
     switch (f->type) {
-    case 7: nf_first_u16(&r->f.sport, &r->has_sport, v); return;
-    case 11: nf_first_u16(&r->f.dport, &r->has_dport, v); return;
-    case 4: nf_first_u8(&r->f.proto, &r->has_proto, v); return;
+    case 4: case 7: case 11: nf_field_narrow(r, f->type, v); return;
     case 10:
         if (!r->has_in_if)
             r->in_if = v;
         r->has_in_if = 1;
         return;
+    /* RFC 7125's 16-bit tcpControlBits: only the classic 8 flags kept */
     case 6: nf_first_u8(&r->f.tcp_flags, &r->has_flags, v); return;
     }
     nf_field_counter(r, f->type, v);
@@ -774,14 +844,6 @@ static size_t nf_record(const nf_ctx *c, const nf_template *t,
     return off;
 }
 
-static int nf_all_zero(const uint8_t *p, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != 0)
-            return 0;
-    return 1;
-}
-
 /*
  * What is left of a data set after its last record is padding when it
  * is all zero bytes (RFC 7011 3.3.1, RFC 3954 5.3) or, whatever it holds,
@@ -816,8 +878,14 @@ static int nf_data_records(nf_ctx *c, const nf_template *t,
             nf_bad(c, t->id, off0 + off, "record overruns its set");
             return 0;
         }
-        off += used;
         c->nrecords++;
+        if (r.bad_int) {
+            nf_bad(c, t->id, off0 + off,
+                   "integer element longer than its type");
+            off += used;
+            continue;
+        }
+        off += used;
         if (t->options)
             nf_options_apply(c, &r);
         else if (nf_rec_emit(c, &r, t->id) != 0)

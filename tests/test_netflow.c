@@ -1294,6 +1294,56 @@ static void test_cut_last_record(void **state)
 }
 
 /*
+ * Integer elements longer than their type (the review's
+ * ipfix-oversized-ints.pcap: 4-byte ports, a 2-byte protocol, 16-byte
+ * octets, which read as truncated ports and 0 octets): read when the
+ * value fits, else the record is bad; never a silently wrong value.
+ */
+static void test_oversized_ints(void **state)
+{
+    /* sport, dport, proto, octets (16 bytes), packets */
+    static const uint32_t rec[4][4] = {
+        {1234, 80, 6, 0},          /* fits: decoded */
+        {0x12345678u, 80, 6, 0},   /* port beyond 16 bits */
+        {1234, 80, 0x0106, 0},     /* protocol beyond 8 bits */
+        {1234, 80, 6, 1},          /* octets beyond 64 bits */
+    };
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    size_t off;
+    buf b;
+
+    (void)state;
+    ipfix_header(&b, 0, 1);
+    off = b.n;
+    put16(&b, 2); put16(&b, 0); put16(&b, 256); put16(&b, 5);
+    put16(&b, 7); put16(&b, 4); put16(&b, 11); put16(&b, 4);
+    put16(&b, 4); put16(&b, 2); put16(&b, 1); put16(&b, 16);
+    put16(&b, 2); put16(&b, 4);
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 256); put16(&b, 0);
+    for (int i = 0; i < 4; i++) {
+        put32(&b, rec[i][0]); put32(&b, rec[i][1]); put16(&b, rec[i][2]);
+        put32(&b, rec[i][3]); put32(&b, 0); put32(&b, 0); put32(&b, 5000);
+        put32(&b, 3);
+    }
+    set_done(&b, off);
+    ipfix_done(&b);
+    assert_int_equal(feed(d, &b, s), 1);
+    assert_int_equal(s->f[0].sport, 1234);
+    assert_int_equal(s->f[0].dport, 80);
+    assert_int_equal(s->f[0].proto, 6);
+    assert_int_equal(s->f[0].octets, 5000);
+    assert_int_equal(s->f[0].packets, 3);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.bad_records, 3);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/*
  * Early data waits for its template through at most 64 datagrams of its
  * session (the real case: graylog-nprobe-v9-data-before-template-pcap,
  * where it waits two).
@@ -1615,6 +1665,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_template_memory_cap),
         cmocka_unit_test(test_refused_redefinition),
+        cmocka_unit_test(test_oversized_ints),
         cmocka_unit_test(test_pending_age),
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_fuzz_mutations),
