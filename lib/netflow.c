@@ -1442,7 +1442,8 @@ static void nf_v5_record(nf_ctx *c, const uint8_t *p, uint32_t sampling,
 
 /*
  * v5: a 24-byte header and count 48-byte records.  Only records that fit
- * in the datagram are decoded; a count that disagrees is logged.
+ * in the datagram and are counted are decoded; a count that disagrees
+ * either way is counted as a bad record and logged.
  */
 static int nf_decode_v5(nf_ctx *c, const fdx_addr *a, uint16_t port,
                         const uint8_t *buf, size_t len)
@@ -1466,6 +1467,9 @@ static int nf_decode_v5(nf_ctx *c, const fdx_addr *a, uint16_t port,
     if (count > fit) {
         nf_bad(c, 0, 2, "v5 count beyond datagram");
         count = fit;
+    } else if (count < fit) {
+        /* the records past count are not decoded: say so */
+        nf_bad(c, 0, 2, "v5 count below the records in the datagram");
     }
     nf_seq_check(c->dec, c->s, seq);
     nf_seq_advance(c->s, seq, (uint32_t)count);

@@ -991,6 +991,43 @@ static void test_crafted_redefinition(void **state)
     assert_int_equal(s->f[0].octets, 3943);
 }
 
+/*
+ * A v5 count below the records present (the review's v5-count0.pcap and
+ * v5-count-lt-fit.pcap: counts 0 and 2 for 3 and 5 records) decodes what
+ * is counted, as before, but is now counted and logged like a count above
+ * them, rate-limited the same way.
+ */
+static void test_v5_count_below_fit(void **state)
+{
+    static const unsigned count[2] = {0, 2}, nrec[2] = {3, 5};
+    log_sink ls = {0, ""};
+    fdx_logger log = {log_collect, &ls, FDX_LOG_WARN};
+    fdx_nf_decoder *d = fdx_nf_decoder_new(NULL, &log);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    buf b;
+
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        b.n = 0;
+        put16(&b, 5); put16(&b, count[k]);
+        put32(&b, 5000); put32(&b, 1700000000); put32(&b, 0);
+        put32(&b, 10 * (uint32_t)k); put16(&b, 0); put16(&b, 0);
+        memset(b.b + b.n, 0, 48 * nrec[k]);
+        b.n += 48 * nrec[k];
+        assert_int_equal(feed(d, &b, s), (int)count[k]);
+        assert_int_equal(ls.lines, k + 1);
+        assert_non_null(strstr(ls.last, "v5 count below the records in "
+                                        "the datagram exporter=192.0.2.1 "
+                                        "port=2055 version=5"));
+    }
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.bad_records, 2);
+    assert_int_equal(st.flows, 2);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
 static void test_crafted_v5_times(void **state)
 {
     fdx_nf_decoder *d = dec_new(NULL);
@@ -1661,6 +1698,7 @@ int main(void)
         cmocka_unit_test(test_crafted_ntp_and_deltas),
         cmocka_unit_test(test_crafted_redefinition),
         cmocka_unit_test(test_crafted_v5_times),
+        cmocka_unit_test(test_v5_count_below_fit),
         cmocka_unit_test(test_malformed_sets),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_template_memory_cap),
