@@ -1376,27 +1376,19 @@ static int nf_decode_v9(nf_ctx *c, const fdx_addr *a, uint16_t port,
     return rc != 0 ? rc : c->count;
 }
 
-static int nf_decode_ipfix(nf_ctx *c, const fdx_addr *a, uint16_t port,
-                           const uint8_t *buf, size_t len)
+/* One IPFIX message of mlen bytes (16 or more) at buf, its session's. */
+static int nf_ipfix_message(nf_ctx *c, const fdx_addr *a, uint16_t port,
+                            const uint8_t *buf, size_t mlen)
 {
-    size_t mlen;
-    uint32_t seq;
+    uint32_t seq = fdx__be32(buf + 8);
     int rc;
 
-    if (len < 16)
-        return FDX_ETRUNC;
-    mlen = fdx__be16(buf + 2);
-    if (mlen < 16)
-        return FDX_ECORRUPT;
     c->h.export_ms = (uint64_t)fdx__be32(buf + 4) * 1000;
-    seq = fdx__be32(buf + 8);
+    c->nrecords = 0;
+    c->unknown_sets = 0;
     c->s = nf_session_get(c->dec, a, port, 10, fdx__be32(buf + 12));
     if (c->s == NULL)
         return nf_session_fail(c->dec);
-    if (mlen > len) {
-        nf_bad(c, 0, 2, "message length beyond datagram");
-        mlen = len;
-    }
     nf_seq_check(c->dec, c->s, seq);
     nf_pending_expire(c);
     rc = nf_walk_sets(c, buf, mlen, 16);
@@ -1404,6 +1396,59 @@ static int nf_decode_ipfix(nf_ctx *c, const fdx_addr *a, uint16_t port,
         nf_seq_advance(c->s, seq, c->nrecords);
     else
         c->s->has_seq = 0; /* cannot tell how many records it held */
+    return rc;
+}
+
+/*
+ * Length of a complete IPFIX message at p[0..len), or 0.  RFC 7011 10.3.3
+ * allows several messages in one datagram; anything else after the first
+ * is not part of a message and is only counted.
+ */
+static size_t nf_ipfix_next(const uint8_t *p, size_t len)
+{
+    size_t mlen;
+
+    if (len < 16 || fdx__be16(p) != 10)
+        return 0;
+    mlen = fdx__be16(p + 2);
+    return mlen >= 16 && mlen <= len ? mlen : 0;
+}
+
+static int nf_decode_ipfix(nf_ctx *c, const fdx_addr *a, uint16_t port,
+                           const uint8_t *buf, size_t len)
+{
+    size_t mlen, off;
+    int rc;
+
+    if (len < 16)
+        return FDX_ETRUNC;
+    mlen = fdx__be16(buf + 2);
+    if (mlen < 16)
+        return FDX_ECORRUPT;
+    if (mlen > len) {
+        rc = nf_ipfix_message(c, a, port, buf, len);
+        if (rc == 0)
+            nf_bad(c, 0, 2, "message length beyond datagram");
+        return rc != 0 ? rc : c->count;
+    }
+    rc = nf_ipfix_message(c, a, port, buf, mlen);
+    for (off = mlen; rc == 0; off += mlen) {
+        nf_session *prev = c->s;
+
+        mlen = nf_ipfix_next(buf + off, len - off);
+        if (mlen == 0)
+            break;
+        prev->st.datagrams++; /* each message counts in its session */
+        rc = nf_ipfix_message(c, a, port, buf + off, mlen);
+        if (rc < 0) { /* a later message's session refused: only it */
+            nf_warn_dgram(c->dec, a, port, buf + off, mlen,
+                          fdx_strerror(rc));
+            c->s = prev;
+            return c->count;
+        }
+    }
+    if (rc == 0 && off < len)
+        nf_bad(c, 0, off, "bytes after the IPFIX message");
     return rc != 0 ? rc : c->count;
 }
 

@@ -1381,6 +1381,50 @@ static void test_oversized_ints(void **state)
 }
 
 /*
+ * Several IPFIX messages in one datagram (RFC 7011 10.3.3) are each
+ * decoded, in their own session; bytes after the last message that are
+ * not a complete one are counted and logged.  The review's
+ * ipfix-two-messages-one-dgram.pcap lost its second message unseen.
+ */
+static void test_ipfix_messages_in_datagram(void **state)
+{
+    log_sink ls = {0, ""};
+    fdx_logger log = {log_collect, &ls, FDX_LOG_WARN};
+    fdx_nf_decoder *d = fdx_nf_decoder_new(NULL, &log);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    buf b, m;
+
+    (void)state;
+    ipfix_header(&b, 0, 1);
+    ipfix_template_n(&b, 300, 2);
+    ipfix_data_n(&b, 300, 2);
+    ipfix_done(&b);
+    for (uint32_t dom = 1; dom <= 2; dom++) {  /* two more messages */
+        ipfix_header(&m, dom == 1 ? 1 : 0, dom);
+        ipfix_template_n(&m, 300, 2);
+        ipfix_data_n(&m, 300, 2);
+        ipfix_done(&m);
+        memcpy(b.b + b.n, m.b, m.n);
+        b.n += m.n;
+    }
+    assert_int_equal(feed(d, &b, s), 3);
+    assert_int_equal(s->f[2].domain, 2);
+    assert_int_equal(ls.lines, 0);
+    memcpy(b.b + b.n, m.b, 20);                /* a cut fourth one */
+    b.n += 20;
+    assert_int_equal(feed(d, &b, s), 3);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.datagrams, 2);
+    assert_int_equal(st.bad_records, 1);
+    assert_int_equal(ls.lines, 1);
+    assert_non_null(strstr(ls.last, "bytes after the IPFIX message"));
+    assert_non_null(strstr(ls.last, "offset=132"));
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/*
  * Early data waits for its template through at most 64 datagrams of its
  * session (the real case: graylog-nprobe-v9-data-before-template-pcap,
  * where it waits two).
@@ -1704,6 +1748,7 @@ int main(void)
         cmocka_unit_test(test_template_memory_cap),
         cmocka_unit_test(test_refused_redefinition),
         cmocka_unit_test(test_oversized_ints),
+        cmocka_unit_test(test_ipfix_messages_in_datagram),
         cmocka_unit_test(test_pending_age),
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_fuzz_mutations),
