@@ -4,10 +4,11 @@
  *
  * Each frame is unwrapped down to its UDP payload: Ethernet (802.1Q and
  * QinQ tags), Linux cooked (SLL, SLL2), raw IP and BSD loopback link
- * layers; IPv4 and IPv6; UDP only, IP fragments skipped.  A payload that
- * starts with version 5, 9 or 10 is handed to one fdx_nf_decoder per file,
- * received at the frame's capture time; everything else is counted as a
- * skipped frame.
+ * layers; IPv4 and IPv6; UDP only, IP fragments skipped.  A payload whose
+ * header is that of a NetFlow v5, v9 or IPFIX datagram of its length (not
+ * just a first 16-bit word of 5, 9 or 10: DNS transaction ids are that too)
+ * is handed to one fdx_nf_decoder per file, received at the frame's
+ * capture time; everything else is counted as a skipped frame.
  */
 #include <errno.h>
 #include <pcap/pcap.h>
@@ -182,14 +183,76 @@ static int cap_unwrap(int dlt, const uint8_t *p, size_t len, cap_dgram *d)
     return 0;
 }
 
+/*
+ * v5: a 24-byte header and 1 to 30 records of 48 bytes, by the header's
+ * count or, when the count lies (v5-corrupt-record-count of the exporter
+ * cases), by a length of whole records.
+ */
+static int cap_v5_plausible(const uint8_t *p, size_t len)
+{
+    size_t count = fdx__be16(p + 2), fit;
+
+    if (len < 24 + 48)
+        return 0;
+    fit = (len - 24) / 48;
+    if (count >= 1 && count <= 30 && count <= fit)
+        return 1;
+    return fit <= 30 && (len - 24) % 48 == 0;
+}
+
+/*
+ * v9: the header's count (of sets or of records: exporters differ, but
+ * each takes a byte at least) fits, and so does the first set, whose id
+ * is a template (0), options template (1) or data (256 and up) set.
+ */
+static int cap_v9_plausible(const uint8_t *p, size_t len)
+{
+    unsigned id, slen;
+
+    if (len < 24 || fdx__be16(p + 2) > len - 20)
+        return 0;
+    id = fdx__be16(p + 20);
+    slen = fdx__be16(p + 22);
+    return (id <= 1 || id >= 256) && slen >= 4 && slen <= len - 20;
+}
+
+/*
+ * IPFIX: the message length is at most the payload's (several messages
+ * may follow each other), and the first set, if any, fits in it and is a
+ * template (2), options template (3) or data set.
+ */
+static int cap_ipfix_plausible(const uint8_t *p, size_t len)
+{
+    size_t mlen = fdx__be16(p + 2);
+    unsigned id, slen;
+
+    if (mlen < 16 || mlen > len)
+        return 0;
+    if (mlen == 16)
+        return len == 16;
+    if (mlen < 20)
+        return 0;
+    id = fdx__be16(p + 16);
+    slen = fdx__be16(p + 18);
+    return (id == 2 || id == 3 || id >= 256) && slen >= 4 &&
+           slen <= mlen - 16;
+}
+
+/*
+ * Whether the UDP payload p[0..len) is an export datagram.  A first
+ * 16-bit word of 5, 9 or 10 is not enough: DNS transaction ids take those
+ * values too.  Only the first 24 bytes are looked at.
+ */
 static int cap_is_export(const uint8_t *p, size_t len)
 {
-    unsigned v;
-
-    if (len < 2)
+    if (len < 16)
         return 0;
-    v = fdx__be16(p);
-    return v == 5 || v == 9 || v == 10;
+    switch (fdx__be16(p)) {
+    case 5: return cap_v5_plausible(p, len);
+    case 9: return cap_v9_plausible(p, len);
+    case 10: return cap_ipfix_plausible(p, len);
+    }
+    return 0;
 }
 
 /*
@@ -201,10 +264,16 @@ static int cap_is_export(const uint8_t *p, size_t len)
 static int cap_is_other_version(const uint8_t *p, size_t len)
 {
     unsigned v;
+    size_t count;
 
     if (len < 24)
         return 0;
     v = fdx__be16(p);
+    count = fdx__be16(p + 2);
+    /* records of these versions take 16 bytes or more, after a header of
+     * 16 or more: a DNS id of 7 with its flags for a count is not one */
+    if (count == 0 || count > (len - 16) / 16)
+        return 0;
     return v == 1 || v == 6 || v == 7 || v == 8;
 }
 

@@ -83,7 +83,26 @@ static void v5_payload(buf *b, unsigned version)
 }
 
 enum { IP4 = 4, IP6 = 6, IP4_FRAG = 40, IP4_TCP = 41, NOT_NF = 42,
-       OTHER_UDP = 43 };
+       OTHER_UDP = 43, DNS = 100 };
+
+/*
+ * A DNS response with transaction id txid and four A records: ids 5, 9
+ * and 10 make it start like a NetFlow or IPFIX header (the review's
+ * dns-id5.pcap became flows and exporter sessions).
+ */
+static void dns_payload(buf *b, unsigned txid)
+{
+    static const uint8_t q[] = "\7example\3com";
+
+    put16(b, txid); put16(b, 0x8180); put16(b, 1); put16(b, 4);
+    put32(b, 0);
+    put(b, q, sizeof(q));
+    put16(b, 1); put16(b, 1);
+    for (int i = 0; i < 4; i++) {
+        put16(b, 0xC00C); put16(b, 1); put16(b, 1); put32(b, 300);
+        put16(b, 4); put32(b, 0x5DB8D81Eu + (uint32_t)i);
+    }
+}
 
 /* IP + UDP (from 192.0.2.9 / 2001:db8::9, port 4321) + payload. */
 static void ip_udp(buf *b, int kind)
@@ -91,7 +110,11 @@ static void ip_udp(buf *b, int kind)
     buf pl = {{0}, 0};
     size_t ulen;
 
-    v5_payload(&pl, kind == NOT_NF ? 1 : kind == OTHER_UDP ? 0x1234 : 5);
+    if (kind >= DNS)
+        dns_payload(&pl, (unsigned)kind - DNS);
+    else
+        v5_payload(&pl, kind == NOT_NF ? 1 : kind == OTHER_UDP ? 0x1234
+                                                                : 5);
     ulen = 8 + pl.n;
     if (kind == IP6) {
         static const uint8_t src[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 9};
@@ -262,6 +285,11 @@ static void test_skipped(void **state)
         assert_int_equal(read_one(1, &f, &s, &st), FDX_EUNSUPPORTED);
         assert_int_equal(s.n, 0);
         assert_int_equal(st.skipped_frames, 1);
+    }
+    for (int id = 5; id <= 10; id++) { /* DNS ids that look like versions */
+        ether(&f, 0, 0x0800);
+        ip_udp(&f, DNS + id);
+        expect_skip(1, &f);
     }
     ether(&f, 0, 0x0806);           /* ARP */
     put32(&f, 0);
