@@ -9,6 +9,8 @@
 #   FUZZ_TARGETS  which targets (default: all six)
 #   FUZZ_BUILD    build directory (default build-fuzz)
 #   FUZZ_MAX_LEN  largest input tried (default 32768)
+#   FUZZ_JOBS     parallel compile jobs of the build (default 2: the
+#                 machine is shared)
 #   FUZZ_WORK     where corpus copies and artifacts go (default: a temp dir,
 #                 removed when nothing was found)
 #
@@ -21,6 +23,7 @@ seconds=${FUZZ_SECONDS:-30}
 targets=${FUZZ_TARGETS:-"netflow nfcapd capture input catalog packages"}
 build=${FUZZ_BUILD:-build-fuzz}
 max_len=${FUZZ_MAX_LEN:-32768}
+jobs=${FUZZ_JOBS:-2}
 
 have_libfuzzer() {
     command -v clang >/dev/null 2>&1 || return 1
@@ -50,7 +53,7 @@ fi
         -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 bins=""
 for t in $targets; do bins="$bins fuzz/fuzz_$t"; done
-ninja -C "$build" $bins >/dev/null
+ninja -C "$build" -j"$jobs" $bins >/dev/null
 
 work=${FUZZ_WORK:-$(mktemp -d /tmp/flowdex-fuzz.XXXXXX)}
 mkdir -p "$work"

@@ -4,10 +4,12 @@
  *
  * Each frame is unwrapped down to its UDP payload: Ethernet (802.1Q and
  * QinQ tags), Linux cooked (SLL, SLL2), raw IP and BSD loopback link
- * layers; IPv4 and IPv6; UDP only, IP fragments skipped.  A payload that
- * starts with version 5, 9 or 10 is handed to one fdx_nf_decoder per file,
- * received at the frame's capture time; everything else is counted as a
- * skipped frame.
+ * layers; IPv4 and IPv6; UDP only, IP fragments skipped.  A payload whose
+ * header is that of a NetFlow v5, v9 or IPFIX datagram of its length (not
+ * just a first 16-bit word of 5, 9 or 10: DNS transaction ids are that too)
+ * is handed to one fdx_nf_decoder per file, received at the frame's
+ * capture time; everything else is counted as a skipped frame, and so are
+ * export datagrams cut by the capture's snap length (counted apart).
  */
 #include <errno.h>
 #include <pcap/pcap.h>
@@ -35,14 +37,21 @@ typedef struct cap_ctx {
     uint64_t other_versions;  /* frames of NetFlow 1, 6, 7 or 8 */
     uint64_t first_other;     /* frame number of the first of those */
     unsigned first_version;   /* and its version */
+    uint64_t cut;             /* export datagrams cut by the snap length */
+    uint64_t first_cut;       /* frame number of the first of those */
+    uint32_t snaplen;
 } cap_ctx;
 
-/* A frame's UDP payload and where it came from. */
+/*
+ * A frame's UDP payload and where it came from: len bytes by the UDP
+ * header, of which avail were captured (fewer only in a frame cut by the
+ * snap length).
+ */
 typedef struct cap_dgram {
     fdx_addr src;
     uint16_t sport;
     const uint8_t *data;
-    size_t len;
+    size_t len, avail;
 } cap_dgram;
 
 /*
@@ -98,9 +107,22 @@ static long cap_link(int dlt, const uint8_t *p, size_t len,
     return -1;
 }
 
-/* IPv4 header at p: UDP segment and source address, or -1 to skip. */
-static int cap_ipv4(const uint8_t *p, size_t len, cap_dgram *d,
-                    const uint8_t **l4, size_t *l4len)
+/*
+ * A UDP segment: its start, the length its IP header gives it and how
+ * much of that was captured.
+ */
+typedef struct cap_l4 {
+    const uint8_t *p;
+    size_t len, avail;
+} cap_l4;
+
+/*
+ * IPv4 header at p[0..len): UDP segment and source address, or -1 to
+ * skip.  A total length beyond the frame is allowed only in a frame cut
+ * by the snap length (cut): what the datagram was is still told.
+ */
+static int cap_ipv4(const uint8_t *p, size_t len, int cut, cap_dgram *d,
+                    cap_l4 *l4)
 {
     size_t ihl, tot;
 
@@ -110,19 +132,20 @@ static int cap_ipv4(const uint8_t *p, size_t len, cap_dgram *d,
     tot = fdx__be16(p + 2);
     if (tot == 0)
         tot = len; /* segmentation offload leaves it zero */
-    if (ihl < 20 || tot < ihl || tot > len)
+    if (ihl < 20 || tot < ihl || ihl > len || (tot > len && !cut))
         return -1;
     if ((fdx__be16(p + 6) & 0x3FFF) != 0 || p[9] != 17)
         return -1; /* a fragment, or not UDP */
     fdx_addr_from_v4(&d->src, p + 12);
-    *l4 = p + ihl;
-    *l4len = tot - ihl;
+    l4->p = p + ihl;
+    l4->len = tot - ihl;
+    l4->avail = (tot < len ? tot : len) - ihl;
     return 0;
 }
 
 /* IPv6: follows hop-by-hop, routing and destination options headers. */
-static int cap_ipv6(const uint8_t *p, size_t len, cap_dgram *d,
-                    const uint8_t **l4, size_t *l4len)
+static int cap_ipv6(const uint8_t *p, size_t len, int cut, cap_dgram *d,
+                    cap_l4 *l4)
 {
     size_t off = 40, plen;
     unsigned nh;
@@ -130,9 +153,10 @@ static int cap_ipv6(const uint8_t *p, size_t len, cap_dgram *d,
     if (len < 40 || (p[0] >> 4) != 6)
         return -1;
     plen = fdx__be16(p + 4);
-    if (plen > len - 40)
+    if (plen > len - 40 && !cut)
         return -1;
-    len = 40 + plen;
+    if (plen < len - 40)
+        len = 40 + plen;
     nh = p[6];
     while (nh == 0 || nh == 43 || nh == 60) {
         size_t hlen;
@@ -147,17 +171,22 @@ static int cap_ipv6(const uint8_t *p, size_t len, cap_dgram *d,
     if (nh != 17) /* fragments (44) and everything but UDP */
         return -1;
     fdx_addr_from_v6(&d->src, p + 8);
-    *l4 = p + off;
-    *l4len = len - off;
+    l4->p = p + off;
+    l4->len = 40 + plen - off;
+    l4->avail = len - off;
     return 0;
 }
 
-/* Unwraps one frame down to its UDP payload; -1 for frames to skip. */
-static int cap_unwrap(int dlt, const uint8_t *p, size_t len, cap_dgram *d)
+/*
+ * Unwraps one frame of len captured bytes down to its UDP payload; -1
+ * for frames to skip.  cut: the snap length cut the frame.
+ */
+static int cap_unwrap(int dlt, const uint8_t *p, size_t len, int cut,
+                      cap_dgram *d)
 {
     unsigned ethertype;
-    const uint8_t *l4;
-    size_t l4len, ulen;
+    cap_l4 l4;
+    size_t ulen;
     long off = cap_link(dlt, p, len, &ethertype);
     int rc;
 
@@ -166,30 +195,94 @@ static int cap_unwrap(int dlt, const uint8_t *p, size_t len, cap_dgram *d)
     p += off;
     len -= (size_t)off;
     if (ethertype == 0x0800 || (ethertype == 0 && (p[0] >> 4) == 4))
-        rc = cap_ipv4(p, len, d, &l4, &l4len);
+        rc = cap_ipv4(p, len, cut, d, &l4);
     else if (ethertype == 0x86DD || (ethertype == 0 && (p[0] >> 4) == 6))
-        rc = cap_ipv6(p, len, d, &l4, &l4len);
+        rc = cap_ipv6(p, len, cut, d, &l4);
     else
         rc = -1;
-    if (rc != 0 || l4len < 8)
+    if (rc != 0 || l4.avail < 8)
         return -1;
-    ulen = fdx__be16(l4 + 4);
-    if (ulen < 8 || ulen > l4len)
+    ulen = fdx__be16(l4.p + 4);
+    if (ulen < 8 || ulen > l4.len)
         return -1;
-    d->sport = fdx__be16(l4);
-    d->data = l4 + 8;
+    d->sport = fdx__be16(l4.p);
+    d->data = l4.p + 8;
     d->len = ulen - 8;
+    d->avail = (ulen < l4.avail ? ulen : l4.avail) - 8;
     return 0;
 }
 
-static int cap_is_export(const uint8_t *p, size_t len)
+/*
+ * v5: a 24-byte header and 1 to 30 records of 48 bytes, by the header's
+ * count or, when the count lies (v5-corrupt-record-count of the exporter
+ * cases), by a length of whole records.
+ */
+static int cap_v5_plausible(const uint8_t *p, size_t len)
 {
-    unsigned v;
+    size_t count = fdx__be16(p + 2), fit;
 
-    if (len < 2)
+    if (len < 24 + 48)
         return 0;
-    v = fdx__be16(p);
-    return v == 5 || v == 9 || v == 10;
+    fit = (len - 24) / 48;
+    if (count >= 1 && count <= 30 && count <= fit)
+        return 1;
+    return fit <= 30 && (len - 24) % 48 == 0;
+}
+
+/*
+ * v9: the header's count (of sets or of records: exporters differ, but
+ * each takes a byte at least) fits, and so does the first set, whose id
+ * is a template (0), options template (1) or data (256 and up) set.
+ */
+static int cap_v9_plausible(const uint8_t *p, size_t len)
+{
+    unsigned id, slen;
+
+    if (len < 24 || fdx__be16(p + 2) > len - 20)
+        return 0;
+    id = fdx__be16(p + 20);
+    slen = fdx__be16(p + 22);
+    return (id <= 1 || id >= 256) && slen >= 4 && slen <= len - 20;
+}
+
+/*
+ * IPFIX: the message length is at most the payload's (several messages
+ * may follow each other), and the first set, if any, fits in it and is a
+ * template (2), options template (3) or data set.
+ */
+static int cap_ipfix_plausible(const uint8_t *p, size_t len)
+{
+    size_t mlen = fdx__be16(p + 2);
+    unsigned id, slen;
+
+    if (mlen < 16 || mlen > len)
+        return 0;
+    if (mlen == 16)
+        return len == 16;
+    if (mlen < 20)
+        return 0;
+    id = fdx__be16(p + 16);
+    slen = fdx__be16(p + 18);
+    return (id == 2 || id == 3 || id >= 256) && slen >= 4 &&
+           slen <= mlen - 16;
+}
+
+/*
+ * Whether the payload of len bytes, of which avail were captured, is an
+ * export datagram.  Only its first 24 bytes are looked at, so that one
+ * cut by the snap length is still recognised.  A first 16-bit word of
+ * 5, 9 or 10 is not enough: DNS transaction ids take those values too.
+ */
+static int cap_is_export(const uint8_t *p, size_t avail, size_t len)
+{
+    if (avail < (len < 24 ? len : 24) || len < 16)
+        return 0;
+    switch (fdx__be16(p)) {
+    case 5: return cap_v5_plausible(p, len);
+    case 9: return cap_v9_plausible(p, len);
+    case 10: return cap_ipfix_plausible(p, len);
+    }
+    return 0;
 }
 
 /*
@@ -201,10 +294,16 @@ static int cap_is_export(const uint8_t *p, size_t len)
 static int cap_is_other_version(const uint8_t *p, size_t len)
 {
     unsigned v;
+    size_t count;
 
     if (len < 24)
         return 0;
     v = fdx__be16(p);
+    count = fdx__be16(p + 2);
+    /* records of these versions take 16 bytes or more, after a header of
+     * 16 or more: a DNS id of 7 with its flags for a count is not one */
+    if (count == 0 || count > (len - 16) / 16)
+        return 0;
     return v == 1 || v == 6 || v == 7 || v == 8;
 }
 
@@ -227,20 +326,37 @@ static int cap_flow(void *ud, const fdx_flow *flow)
     return c->stop;
 }
 
+/*
+ * An export datagram the snap length cut short is not decoded (its sets
+ * and records would read as malformed) but counted, so that a capture of
+ * nothing else is reported rather than read as empty.
+ */
+static void cap_note_cut(cap_ctx *c)
+{
+    if (c->cut++ == 0)
+        c->first_cut = c->packets;
+}
+
 static void cap_frame(cap_ctx *c, const struct pcap_pkthdr *ph,
                       const uint8_t *data)
 {
     cap_dgram d;
     uint64_t recv_ms;
+    int cut = ph->caplen < ph->len;
 
     c->packets++;
-    if (cap_unwrap(c->dlt, data, ph->caplen, &d) != 0) {
+    if (cap_unwrap(c->dlt, data, ph->caplen, cut, &d) != 0) {
         c->skipped++;
         return;
     }
-    if (!cap_is_export(d.data, d.len)) {
-        if (cap_is_other_version(d.data, d.len))
+    if (!cap_is_export(d.data, d.avail, d.len)) {
+        if (d.avail == d.len && cap_is_other_version(d.data, d.len))
             cap_note_other(c, &d);
+        c->skipped++;
+        return;
+    }
+    if (d.avail < d.len) {
+        cap_note_cut(c);
         c->skipped++;
         return;
     }
@@ -328,15 +444,48 @@ static void cap_log_line(void *ud, int level, const char *line)
 }
 
 /*
+ * Export datagrams cut by the snap length: an error when no other one
+ * could be decoded (the file would otherwise read as empty), else a
+ * warning.  Returns 1 when it set the error.
+ */
+static int cap_check_cut(const cap_ctx *c, const fdx_logger *log,
+                         fdx_error *err, int *rc)
+{
+    if (c->cut == 0)
+        return 0;
+    if (c->exports == 0) {
+        *rc = fdx_error_set(err, FDX_ETRUNC, "%s: frame %llu: the snap "
+                            "length (%u bytes) cut all %llu export "
+                            "datagrams short, nothing could be decoded "
+                            "(capture with a larger snap length, e.g. "
+                            "tcpdump -s 0)", c->path,
+                            (unsigned long long)c->first_cut, c->snaplen,
+                            (unsigned long long)c->cut);
+        return 1;
+    }
+    fdx__log(log, FDX_LOG_WARN,
+             "event=snaplen-cut snaplen=%u frame=%llu count=%llu file=%s",
+             c->snaplen, (unsigned long long)c->first_cut,
+             (unsigned long long)c->cut, c->path);
+    return 0;
+}
+
+/*
  * A capture of frames none of which is an export datagram is an error (the
  * user likely gave the traffic rather than its flow records), and so is one
- * whose only export datagrams are of NetFlow versions that are not decoded;
- * one that also holds decodable ones gets a warning.
+ * whose only export datagrams are of NetFlow versions that are not decoded
+ * or were all cut by the snap length; one that also holds decodable ones
+ * gets a warning.
  */
 static int cap_check_versions(const cap_ctx *c, const fdx_logger *log,
                               fdx_error *err)
 {
-    if (c->exports == 0 && c->other_versions == 0 && c->packets > 0)
+    int rc = 0;
+
+    if (cap_check_cut(c, log, err, &rc))
+        return rc;
+    if (c->exports == 0 && c->other_versions == 0 && c->cut == 0 &&
+        c->packets > 0)
         return fdx_error_set(err, FDX_EFORMAT,
                              "%s: no NetFlow or IPFIX export datagram among "
                              "%llu frames (a capture of the traffic itself? "
@@ -387,6 +536,7 @@ int fdx_read_capture(const char *path, const fdx_read_opts *opts,
     if (c.p == NULL)
         return cap_open_error(path, ebuf, err);
     c.dlt = pcap_datalink(c.p);
+    c.snaplen = (uint32_t)pcap_snapshot(c.p);
     if (!cap_link_known(c.dlt)) {
         rc = fdx_error_set(err, FDX_EUNSUPPORTED,
                            "%s: link type %d (%s) is not supported", path,

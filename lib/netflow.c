@@ -59,6 +59,8 @@ typedef struct nf_rec {
     uint64_t pkt_interval, pkt_space;
     uint64_t init_ms;
     uint8_t has_init;
+    /* an integer element too long for its value (the record is bad) */
+    uint8_t bad_int;
 } nf_rec;
 
 static const uint64_t NF_NTP_UNIX = 2208988800u; /* 1900 -> 1970, seconds */
@@ -633,6 +635,8 @@ static void nf_field_counter(nf_rec *r, uint16_t type, uint64_t v)
         r->has_fw_rev |= 2;
         break;
     case 233: case 40005: /* firewallEvent; NSEL NF_F_FW_EVENT in v9 */
+        if (v > 0xFF)
+            r->bad_int = 1;
         nf_first_u8(&r->fw_event, &r->has_fw_event, v);
         break;
     }
@@ -690,35 +694,101 @@ static void nf_field_sampling(nf_rec *r, uint16_t type, uint64_t v)
     }
 }
 
+/*
+ * The integer elements this decoder reads (others are skipped whatever
+ * their length): only for these does a value too long to hold matter.
+ */
+static int nf_int_used(const nf_field *f)
+{
+    if (f->pen == NF_PEN_REVERSE)
+        return f->type == 1 || f->type == 2 || f->type == 85 ||
+               f->type == 86;
+    if (f->pen != 0)
+        return f->pen == NF_PEN_IXIA && (f->type == 176 || f->type == 177);
+    switch (f->type) {
+    case 1: case 2: case 4: case 6: case 7: case 10: case 11:
+    case 21: case 22: case 23: case 24: case 34: case 48: case 50:
+    case 85: case 86: case 150: case 151: case 152: case 153: case 154:
+    case 155: case 156: case 157: case 158: case 159: case 160: case 231:
+    case 232: case 233: case 298: case 299: case 302: case 305: case 306:
+    case 40005:
+        return 1;
+    }
+    return 0;
+}
+
+static int nf_all_zero(const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != 0)
+            return 0;
+    return 1;
+}
+
+/*
+ * An unsigned integer of len bytes.  Shorter than its type is RFC 7011
+ * 6.2 reduced-size encoding; longer is read when what lies above 64 bits
+ * is zero (a 16-byte octet count of a small value), else *wide is set:
+ * reading its low bytes would give a wrong value without a trace.
+ */
+static uint64_t nf_uint(const uint8_t *p, size_t len, int *wide)
+{
+    *wide = 0;
+    if (len <= 8)
+        return fdx__beN(p, len);
+    if (!nf_all_zero(p, len - 8)) {
+        *wide = 1;
+        return 0;
+    }
+    return fdx__beN(p + len - 8, 8);
+}
+
+/* Ports and the protocol: a value beyond their type's width is bad. */
+static void nf_field_narrow(nf_rec *r, uint16_t type, uint64_t v)
+{
+    if (v > (type == 4 ? 0xFFu : 0xFFFFu)) {
+        r->bad_int = 1;
+        return;
+    }
+    if (type == 7)
+        nf_first_u16(&r->f.sport, &r->has_sport, v);
+    else if (type == 11)
+        nf_first_u16(&r->f.dport, &r->has_dport, v);
+    else
+        nf_first_u8(&r->f.proto, &r->has_proto, v);
+}
+
 /* Interprets one field value of len bytes (already bounds-checked). */
 static void nf_field_value(const nf_ctx *c, nf_rec *r, const nf_field *f,
                      const uint8_t *p, size_t len)
 {
-    uint64_t v = len >= 1 && len <= 8 ? fdx__beN(p, len) : 0;
-    int is_int = len >= 1 && len <= 8;
+    int wide;
+    uint64_t v = nf_uint(p, len, &wide);
 
-    if (f->pen != 0) {
-        if (is_int)
-            nf_field_enterprise(r, f, v);
-        return;
-    }
-    switch (f->type) {
+    switch (f->pen == 0 ? f->type : 0) {
     case 8: nf_addr_field(&r->f.src, &r->has_src, p, len, 0); return;
     case 12: nf_addr_field(&r->f.dst, &r->has_dst, p, len, 0); return;
     case 27: nf_addr_field(&r->f.src, &r->has_src, p, len, 1); return;
     case 28: nf_addr_field(&r->f.dst, &r->has_dst, p, len, 1); return;
     }
-    if (!is_int)
+    if (len == 0 || !nf_int_used(f))
         return;
+    if (wide) {
+        r->bad_int = 1;
+        return;
+    }
+    if (f->pen != 0) {
+        nf_field_enterprise(r, f, v);
+        return;
+    }
     switch (f->type) {
-    case 7: nf_first_u16(&r->f.sport, &r->has_sport, v); return;
-    case 11: nf_first_u16(&r->f.dport, &r->has_dport, v); return;
-    case 4: nf_first_u8(&r->f.proto, &r->has_proto, v); return;
+    case 4: case 7: case 11: nf_field_narrow(r, f->type, v); return;
     case 10:
         if (!r->has_in_if)
             r->in_if = v;
         r->has_in_if = 1;
         return;
+    /* RFC 7125's 16-bit tcpControlBits: only the classic 8 flags kept */
     case 6: nf_first_u8(&r->f.tcp_flags, &r->has_flags, v); return;
     }
     nf_field_counter(r, f->type, v);
@@ -775,9 +845,21 @@ static size_t nf_record(const nf_ctx *c, const nf_template *t,
 }
 
 /*
- * Walks the records of one data set.  What is left when less than the
- * shortest record remains is padding (of any length).  Returns fn's stop
- * value or 0.
+ * What is left of a data set after its last record is padding when it
+ * is all zero bytes (RFC 7011 3.3.1, RFC 3954 5.3) or, whatever it holds,
+ * shorter than 4 bytes: alignment padding, which nprobe fills with stale
+ * buffer bytes (graylog-nprobe-v9-*, nprobe-v9-options-template-scope).
+ */
+static int nf_is_padding(const uint8_t *p, size_t len)
+{
+    return len < 4 || nf_all_zero(p, len);
+}
+
+/*
+ * Walks the records of one data set.  A remainder shorter than the
+ * shortest record that is not padding is a cut record (a set length that
+ * lies, or a truncated export) and is counted rather than dropped unseen.
+ * Returns fn's stop value or 0.
  */
 static int nf_data_records(nf_ctx *c, const nf_template *t,
                            const uint8_t *p, size_t len, size_t off0)
@@ -796,13 +878,21 @@ static int nf_data_records(nf_ctx *c, const nf_template *t,
             nf_bad(c, t->id, off0 + off, "record overruns its set");
             return 0;
         }
-        off += used;
         c->nrecords++;
+        if (r.bad_int) {
+            nf_bad(c, t->id, off0 + off,
+                   "integer element longer than its type");
+            off += used;
+            continue;
+        }
+        off += used;
         if (t->options)
             nf_options_apply(c, &r);
         else if (nf_rec_emit(c, &r, t->id) != 0)
             return c->stop;
     }
+    if (!nf_is_padding(p + off, len - off))
+        nf_bad(c, t->id, off0 + off, "record overruns its set");
     return 0;
 }
 
@@ -1046,6 +1136,24 @@ static nf_template *nf_template_slot(nf_ctx *c, uint16_t id)
 }
 
 /*
+ * A (re)definition of id that was refused: whatever id meant before no
+ * longer describes what the exporter sends, so it is withdrawn and the
+ * data sets that follow wait (and count) as without a template instead
+ * of being decoded with the old layout.
+ */
+static int nf_template_refuse(nf_ctx *c, uint16_t id)
+{
+    nf_session *s = c->s;
+
+    for (size_t i = 0; i < s->ntpl; i++)
+        if (s->tpl[i].id == id) {
+            nf_template_clear(c->dec, s, i);
+            break;
+        }
+    return 0;
+}
+
+/*
  * Stores (or refreshes, or redefines) a template whose field specifiers
  * are at p and already known to fit.  Returns fn's stop value from
  * decoding data that waited for it, or 0.
@@ -1064,19 +1172,19 @@ static int nf_template_store(nf_ctx *c, uint16_t id, const uint8_t *p,
     if (fc > c->dec->lim.max_fields) {
         c->dec->st.limit_hits++;
         nf_warn(c->dec, c->s, id, 0, "template field limit reached");
-        return 0;
+        return nf_template_refuse(c, id);
     }
     /* a new template also needs room for a slot: checked when grown */
     if (need > had && !nf_template_budget(c, id, need - had))
-        return 0;
+        return nf_template_refuse(c, id);
     fields = fdx__calloc(fc ? fc : 1, sizeof(*fields));
     if (fields == NULL)
-        return 0;
+        return nf_template_refuse(c, id);
     nf_parse_fields(c->h.version == 10, p, len, fc, fields, &min_len);
     t = nf_template_slot(c, id);
     if (t == NULL) {
         fdx__free(fields);
-        return 0;
+        return 0; /* only a new id misses a slot: nothing to withdraw */
     }
     c->dec->tpl_bytes += need;
     if (t->fields != NULL)
@@ -1217,14 +1325,6 @@ static int nf_set(nf_ctx *c, uint16_t id, const uint8_t *p, size_t len,
     return 0;
 }
 
-static int nf_all_zero(const uint8_t *p, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != 0)
-            return 0;
-    return 1;
-}
-
 /*
  * Walks the sets of a v9 or IPFIX message from off to len by their own
  * lengths.  A set that claims less than its header or more than what is
@@ -1276,27 +1376,19 @@ static int nf_decode_v9(nf_ctx *c, const fdx_addr *a, uint16_t port,
     return rc != 0 ? rc : c->count;
 }
 
-static int nf_decode_ipfix(nf_ctx *c, const fdx_addr *a, uint16_t port,
-                           const uint8_t *buf, size_t len)
+/* One IPFIX message of mlen bytes (16 or more) at buf, its session's. */
+static int nf_ipfix_message(nf_ctx *c, const fdx_addr *a, uint16_t port,
+                            const uint8_t *buf, size_t mlen)
 {
-    size_t mlen;
-    uint32_t seq;
+    uint32_t seq = fdx__be32(buf + 8);
     int rc;
 
-    if (len < 16)
-        return FDX_ETRUNC;
-    mlen = fdx__be16(buf + 2);
-    if (mlen < 16)
-        return FDX_ECORRUPT;
     c->h.export_ms = (uint64_t)fdx__be32(buf + 4) * 1000;
-    seq = fdx__be32(buf + 8);
+    c->nrecords = 0;
+    c->unknown_sets = 0;
     c->s = nf_session_get(c->dec, a, port, 10, fdx__be32(buf + 12));
     if (c->s == NULL)
         return nf_session_fail(c->dec);
-    if (mlen > len) {
-        nf_bad(c, 0, 2, "message length beyond datagram");
-        mlen = len;
-    }
     nf_seq_check(c->dec, c->s, seq);
     nf_pending_expire(c);
     rc = nf_walk_sets(c, buf, mlen, 16);
@@ -1304,6 +1396,59 @@ static int nf_decode_ipfix(nf_ctx *c, const fdx_addr *a, uint16_t port,
         nf_seq_advance(c->s, seq, c->nrecords);
     else
         c->s->has_seq = 0; /* cannot tell how many records it held */
+    return rc;
+}
+
+/*
+ * Length of a complete IPFIX message at p[0..len), or 0.  RFC 7011 10.3.3
+ * allows several messages in one datagram; anything else after the first
+ * is not part of a message and is only counted.
+ */
+static size_t nf_ipfix_next(const uint8_t *p, size_t len)
+{
+    size_t mlen;
+
+    if (len < 16 || fdx__be16(p) != 10)
+        return 0;
+    mlen = fdx__be16(p + 2);
+    return mlen >= 16 && mlen <= len ? mlen : 0;
+}
+
+static int nf_decode_ipfix(nf_ctx *c, const fdx_addr *a, uint16_t port,
+                           const uint8_t *buf, size_t len)
+{
+    size_t mlen, off;
+    int rc;
+
+    if (len < 16)
+        return FDX_ETRUNC;
+    mlen = fdx__be16(buf + 2);
+    if (mlen < 16)
+        return FDX_ECORRUPT;
+    if (mlen > len) {
+        rc = nf_ipfix_message(c, a, port, buf, len);
+        if (rc == 0)
+            nf_bad(c, 0, 2, "message length beyond datagram");
+        return rc != 0 ? rc : c->count;
+    }
+    rc = nf_ipfix_message(c, a, port, buf, mlen);
+    for (off = mlen; rc == 0; off += mlen) {
+        nf_session *prev = c->s;
+
+        mlen = nf_ipfix_next(buf + off, len - off);
+        if (mlen == 0)
+            break;
+        prev->st.datagrams++; /* each message counts in its session */
+        rc = nf_ipfix_message(c, a, port, buf + off, mlen);
+        if (rc < 0) { /* a later message's session refused: only it */
+            nf_warn_dgram(c->dec, a, port, buf + off, mlen,
+                          fdx_strerror(rc));
+            c->s = prev;
+            return c->count;
+        }
+    }
+    if (rc == 0 && off < len)
+        nf_bad(c, 0, off, "bytes after the IPFIX message");
     return rc != 0 ? rc : c->count;
 }
 
@@ -1342,7 +1487,8 @@ static void nf_v5_record(nf_ctx *c, const uint8_t *p, uint32_t sampling,
 
 /*
  * v5: a 24-byte header and count 48-byte records.  Only records that fit
- * in the datagram are decoded; a count that disagrees is logged.
+ * in the datagram and are counted are decoded; a count that disagrees
+ * either way is counted as a bad record and logged.
  */
 static int nf_decode_v5(nf_ctx *c, const fdx_addr *a, uint16_t port,
                         const uint8_t *buf, size_t len)
@@ -1366,6 +1512,9 @@ static int nf_decode_v5(nf_ctx *c, const fdx_addr *a, uint16_t port,
     if (count > fit) {
         nf_bad(c, 0, 2, "v5 count beyond datagram");
         count = fit;
+    } else if (count < fit) {
+        /* the records past count are not decoded: say so */
+        nf_bad(c, 0, 2, "v5 count below the records in the datagram");
     }
     nf_seq_check(c->dec, c->s, seq);
     nf_seq_advance(c->s, seq, (uint32_t)count);

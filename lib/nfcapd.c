@@ -662,6 +662,35 @@ static int nfc_block_records(nfc_reader *r, const uint8_t *b, size_t len,
             return rc;
         pos += size;
     }
+    /* nfdump writes a block's records and nothing else: more bytes mean
+     * its record count lies and hides records (a count of 0: all) */
+    if (pos < len)
+        return nfc_fail(r, FDX_ECORRUPT, NFC_BLOCK_HDR_LEN + pos,
+                        "block holds more than its announced records");
+    return 0;
+}
+
+/*
+ * The appendix holds ident and stat records only.  Flow records in a
+ * block at or after the announced appendix offset mean the header's
+ * offset is wrong; skipping the block as the appendix would hide them.
+ */
+static int nfc_check_appendix(nfc_reader *r, const uint8_t *b, size_t len,
+                              uint32_t nrec)
+{
+    size_t pos = 0;
+
+    for (uint32_t i = 0; i < nrec && len - pos >= 4; i++) {
+        unsigned type = fdx__le16(b + pos), size = fdx__le16(b + pos + 2);
+
+        if (type == NFC_REC_V3 || type == NFC_REC_COMMON)
+            return nfc_fail(r, FDX_ECORRUPT, NFC_BLOCK_HDR_LEN + pos,
+                            "flow records in the block at the header's "
+                            "appendix offset");
+        if (size < 4 || size > len - pos)
+            break; /* the appendix is not read further anyway */
+        pos += size;
+    }
     return 0;
 }
 
@@ -739,6 +768,9 @@ static int nfc_blocks(nfc_reader *r)
         r->block_compressed = r->comp != NFC_COMP_NONE;
         if (r->appx_off != 0 && r->block_off >= r->appx_off) {
             r->appx_seen = 1;
+            rc = nfc_check_appendix(r, data, len, nrec);
+            if (rc != 0)
+                return rc;
             continue;   /* appendix: ident and stat records */
         }
         r->blocks_read++;

@@ -83,7 +83,26 @@ static void v5_payload(buf *b, unsigned version)
 }
 
 enum { IP4 = 4, IP6 = 6, IP4_FRAG = 40, IP4_TCP = 41, NOT_NF = 42,
-       OTHER_UDP = 43 };
+       OTHER_UDP = 43, DNS = 100 };
+
+/*
+ * A DNS response with transaction id txid and four A records: ids 5, 9
+ * and 10 make it start like a NetFlow or IPFIX header (the review's
+ * dns-id5.pcap became flows and exporter sessions).
+ */
+static void dns_payload(buf *b, unsigned txid)
+{
+    static const uint8_t q[] = "\7example\3com";
+
+    put16(b, txid); put16(b, 0x8180); put16(b, 1); put16(b, 4);
+    put32(b, 0);
+    put(b, q, sizeof(q));
+    put16(b, 1); put16(b, 1);
+    for (int i = 0; i < 4; i++) {
+        put16(b, 0xC00C); put16(b, 1); put16(b, 1); put32(b, 300);
+        put16(b, 4); put32(b, 0x5DB8D81Eu + (uint32_t)i);
+    }
+}
 
 /* IP + UDP (from 192.0.2.9 / 2001:db8::9, port 4321) + payload. */
 static void ip_udp(buf *b, int kind)
@@ -91,7 +110,11 @@ static void ip_udp(buf *b, int kind)
     buf pl = {{0}, 0};
     size_t ulen;
 
-    v5_payload(&pl, kind == NOT_NF ? 1 : kind == OTHER_UDP ? 0x1234 : 5);
+    if (kind >= DNS)
+        dns_payload(&pl, (unsigned)kind - DNS);
+    else
+        v5_payload(&pl, kind == NOT_NF ? 1 : kind == OTHER_UDP ? 0x1234
+                                                                : 5);
     ulen = 8 + pl.n;
     if (kind == IP6) {
         static const uint8_t src[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 9};
@@ -263,6 +286,11 @@ static void test_skipped(void **state)
         assert_int_equal(s.n, 0);
         assert_int_equal(st.skipped_frames, 1);
     }
+    for (int id = 5; id <= 10; id++) { /* DNS ids that look like versions */
+        ether(&f, 0, 0x0800);
+        ip_udp(&f, DNS + id);
+        expect_skip(1, &f);
+    }
     ether(&f, 0, 0x0806);           /* ARP */
     put32(&f, 0);
     expect_skip(1, &f);
@@ -335,6 +363,80 @@ static void test_truncated(void **state)
     unlink(path);
 }
 
+/*
+ * Writes a pcap with frame f cut to 100 bytes (its wire length kept),
+ * then, when full, f whole; the snap length is 100, or 200 when full.
+ */
+static const char *write_cut_pcap(const buf *f, int full)
+{
+    static char path[256];
+    buf h = {{0}, 0};
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "/tmp/fdx-test-capture-cut-%d.pcap",
+             (int)getpid());
+    put32le(&h, 0xa1b2c3d4); put32le(&h, 0x00040002); put32le(&h, 0);
+    put32le(&h, 0); put32le(&h, full ? 200 : 100); put32le(&h, 1);
+    fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(h.b, 1, h.n, fp), h.n);
+    for (int i = 0; i < 1 + full; i++) {
+        size_t cap = i == 0 ? 100 : f->n;
+        buf r = {{0}, 0};
+
+        put32le(&r, 1700000001); put32le(&r, 0);
+        put32le(&r, (uint32_t)cap); put32le(&r, (uint32_t)f->n);
+        assert_int_equal(fwrite(r.b, 1, r.n, fp), r.n);
+        assert_int_equal(fwrite(f->b, 1, cap, fp), cap);
+    }
+    fclose(fp);
+    return path;
+}
+
+static void log_count(void *ud, int level, const char *line)
+{
+    (void)level;
+    if (strstr(line, "event=snaplen-cut") != NULL)
+        ++*(int *)ud;
+}
+
+/*
+ * Export datagrams cut by the snap length are counted and skipped: a
+ * capture of nothing else is an error naming the file and the snap length
+ * (the review's snaplen200-truncated.pcap read as 0 flows and exit 0);
+ * with other datagrams decoded, a warning.
+ */
+static void test_snaplen_cut(void **state)
+{
+    int warned = 0;
+    fdx_logger log = {log_count, &warned, FDX_LOG_WARN};
+    fdx_read_opts opts = {&log, NULL, NULL, NULL};
+    fdx_read_stats st = {0};
+    fdx_error err = {0, ""};
+    const char *path;
+    sink s = {0};
+    buf f;
+
+    (void)state;
+    ether(&f, 0, 0x0800);
+    ip_udp(&f, IP4);                 /* 14 + 20 + 8 + 72 = 114 bytes */
+    path = write_cut_pcap(&f, 0);
+    assert_int_equal(fdx_read_capture(path, &opts, collect, &s, &st, &err),
+                     FDX_ETRUNC);
+    assert_non_null(strstr(err.msg, path));
+    assert_non_null(strstr(err.msg, "snap length (100 bytes) cut all 1 "
+                                    "export datagrams"));
+    assert_int_equal(st.skipped_frames, 1);
+    path = write_cut_pcap(&f, 1);
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(fdx_read_capture(path, &opts, collect, &s, &st, &err),
+                     0);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(st.skipped_frames, 1);
+    assert_int_equal(warned, 1);
+    unlink(path);
+}
+
 static void test_stop(void **state)
 {
     fdx_read_stats st = {0};
@@ -357,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_pcapng),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_snaplen_cut),
         cmocka_unit_test(test_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

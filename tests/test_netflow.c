@@ -991,6 +991,43 @@ static void test_crafted_redefinition(void **state)
     assert_int_equal(s->f[0].octets, 3943);
 }
 
+/*
+ * A v5 count below the records present (the review's v5-count0.pcap and
+ * v5-count-lt-fit.pcap: counts 0 and 2 for 3 and 5 records) decodes what
+ * is counted, as before, but is now counted and logged like a count above
+ * them, rate-limited the same way.
+ */
+static void test_v5_count_below_fit(void **state)
+{
+    static const unsigned count[2] = {0, 2}, nrec[2] = {3, 5};
+    log_sink ls = {0, ""};
+    fdx_logger log = {log_collect, &ls, FDX_LOG_WARN};
+    fdx_nf_decoder *d = fdx_nf_decoder_new(NULL, &log);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    buf b;
+
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        b.n = 0;
+        put16(&b, 5); put16(&b, count[k]);
+        put32(&b, 5000); put32(&b, 1700000000); put32(&b, 0);
+        put32(&b, 10 * (uint32_t)k); put16(&b, 0); put16(&b, 0);
+        memset(b.b + b.n, 0, 48 * nrec[k]);
+        b.n += 48 * nrec[k];
+        assert_int_equal(feed(d, &b, s), (int)count[k]);
+        assert_int_equal(ls.lines, k + 1);
+        assert_non_null(strstr(ls.last, "v5 count below the records in "
+                                        "the datagram exporter=192.0.2.1 "
+                                        "port=2055 version=5"));
+    }
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.bad_records, 2);
+    assert_int_equal(st.flows, 2);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
 static void test_crafted_v5_times(void **state)
 {
     fdx_nf_decoder *d = dec_new(NULL);
@@ -1193,6 +1230,196 @@ static void test_template_memory_cap(void **state)
     assert_int_equal(s->f[0].octets, 1234);
     fdx_nf_decoder_stats(d, &st);
     assert_int_equal(st.limit_hits, 1);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/* An IPFIX data set of template id: one record of nfields 4-byte values. */
+static void ipfix_data_n(buf *b, uint16_t id, unsigned nfields)
+{
+    size_t off = b->n;
+
+    put16(b, id); put16(b, 0);
+    for (unsigned f = 0; f < nfields; f++)
+        put32(b, 0x01020304u + f);
+    set_done(b, off);
+}
+
+/*
+ * A redefinition refused by a cap withdraws the template it would have
+ * replaced: the data that follows is of the new layout, and reading it
+ * with the old one gave junk records (v9-redefine-over-field-limit.pcap
+ * of the 2026-12-04 review: 14 of them).  Both caps: max_fields and
+ * max_template_bytes.
+ */
+static void test_refused_redefinition(void **state)
+{
+    fdx_nf_limits lim[2] = {{0, 0, 8, 0, 0}, {0, 0, 0, 0, 1024}};
+    unsigned big[2] = {9, 120}; /* 9 > 8 fields; 960 bytes of fields */
+    fdx_read_stats st;
+    sink *s = calloc(1, sizeof(*s));
+    buf b;
+
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        fdx_nf_decoder *d = dec_new(&lim[k]);
+
+        ipfix_header(&b, 0, 1);
+        ipfix_template_n(&b, 300, 2);
+        ipfix_data_n(&b, 300, 2);
+        ipfix_done(&b);
+        assert_int_equal(feed(d, &b, s), 1);
+        ipfix_header(&b, 1, 1);
+        ipfix_template_n(&b, 300, big[k]);   /* refused */
+        ipfix_data_n(&b, 300, big[k]);
+        ipfix_done(&b);
+        assert_int_equal(feed(d, &b, s), 0); /* not with the old layout */
+        fdx_nf_decoder_stats(d, &st);
+        assert_int_equal(st.limit_hits, 1);
+        assert_int_equal(st.no_template, 1);
+        assert_int_equal(st.flows, 1);
+        fdx_nf_decoder_free(d);
+    }
+    free(s);
+}
+
+/*
+ * What follows the last record of a data set is padding only when it is
+ * zero bytes or shorter than 4 (nprobe's stale alignment bytes); a longer
+ * non-zero remainder is a cut record, counted and logged.  The review's
+ * v9-truncated-last-record.pcap (20 bytes of a 21-byte third record) and
+ * ipfix-setlen-odd.pcap (a set length one short of its only record) were
+ * read as padding, without a trace.
+ */
+static void test_cut_last_record(void **state)
+{
+    static const struct { unsigned n, byte, bad; } tail[] = {
+        {20, 0x41, 1}, {20, 0, 0}, {3, 0x41, 0}, {4, 0x41, 1},
+    };
+    log_sink ls = {0, ""};
+    fdx_logger log = {log_collect, &ls, FDX_LOG_WARN};
+    fdx_nf_decoder *d = fdx_nf_decoder_new(NULL, &log);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    uint64_t bad = 0;
+    size_t off;
+    buf b;
+
+    (void)state;
+    for (unsigned k = 0; k < 4; k++) {
+        ipfix_header(&b, 2 * k, 1);
+        ipfix_template_n(&b, 300, 6);    /* 24-byte records */
+        off = b.n;
+        put16(&b, 300); put16(&b, 0);
+        for (int f = 0; f < 12; f++)
+            put32(&b, 1);
+        for (unsigned i = 0; i < tail[k].n; i++)
+            put8(&b, tail[k].byte);
+        set_done(&b, off);
+        ipfix_done(&b);
+        assert_int_equal(feed(d, &b, s), 2);
+        fdx_nf_decoder_stats(d, &st);
+        bad += tail[k].bad;
+        assert_int_equal(st.bad_records, bad);
+    }
+    assert_int_equal(ls.lines, 2);
+    assert_non_null(strstr(ls.last, "record overruns its set exporter="
+                                    "192.0.2.1 port=2055 version=10 "
+                                    "domain=1 template=300 offset=100"));
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/*
+ * Integer elements longer than their type (the review's
+ * ipfix-oversized-ints.pcap: 4-byte ports, a 2-byte protocol, 16-byte
+ * octets, which read as truncated ports and 0 octets): read when the
+ * value fits, else the record is bad; never a silently wrong value.
+ */
+static void test_oversized_ints(void **state)
+{
+    /* sport, dport, proto, octets (16 bytes), packets */
+    static const uint32_t rec[4][4] = {
+        {1234, 80, 6, 0},          /* fits: decoded */
+        {0x12345678u, 80, 6, 0},   /* port beyond 16 bits */
+        {1234, 80, 0x0106, 0},     /* protocol beyond 8 bits */
+        {1234, 80, 6, 1},          /* octets beyond 64 bits */
+    };
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    size_t off;
+    buf b;
+
+    (void)state;
+    ipfix_header(&b, 0, 1);
+    off = b.n;
+    put16(&b, 2); put16(&b, 0); put16(&b, 256); put16(&b, 5);
+    put16(&b, 7); put16(&b, 4); put16(&b, 11); put16(&b, 4);
+    put16(&b, 4); put16(&b, 2); put16(&b, 1); put16(&b, 16);
+    put16(&b, 2); put16(&b, 4);
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 256); put16(&b, 0);
+    for (int i = 0; i < 4; i++) {
+        put32(&b, rec[i][0]); put32(&b, rec[i][1]); put16(&b, rec[i][2]);
+        put32(&b, rec[i][3]); put32(&b, 0); put32(&b, 0); put32(&b, 5000);
+        put32(&b, 3);
+    }
+    set_done(&b, off);
+    ipfix_done(&b);
+    assert_int_equal(feed(d, &b, s), 1);
+    assert_int_equal(s->f[0].sport, 1234);
+    assert_int_equal(s->f[0].dport, 80);
+    assert_int_equal(s->f[0].proto, 6);
+    assert_int_equal(s->f[0].octets, 5000);
+    assert_int_equal(s->f[0].packets, 3);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.bad_records, 3);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/*
+ * Several IPFIX messages in one datagram (RFC 7011 10.3.3) are each
+ * decoded, in their own session; bytes after the last message that are
+ * not a complete one are counted and logged.  The review's
+ * ipfix-two-messages-one-dgram.pcap lost its second message unseen.
+ */
+static void test_ipfix_messages_in_datagram(void **state)
+{
+    log_sink ls = {0, ""};
+    fdx_logger log = {log_collect, &ls, FDX_LOG_WARN};
+    fdx_nf_decoder *d = fdx_nf_decoder_new(NULL, &log);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    buf b, m;
+
+    (void)state;
+    ipfix_header(&b, 0, 1);
+    ipfix_template_n(&b, 300, 2);
+    ipfix_data_n(&b, 300, 2);
+    ipfix_done(&b);
+    for (uint32_t dom = 1; dom <= 2; dom++) {  /* two more messages */
+        ipfix_header(&m, dom == 1 ? 1 : 0, dom);
+        ipfix_template_n(&m, 300, 2);
+        ipfix_data_n(&m, 300, 2);
+        ipfix_done(&m);
+        memcpy(b.b + b.n, m.b, m.n);
+        b.n += m.n;
+    }
+    assert_int_equal(feed(d, &b, s), 3);
+    assert_int_equal(s->f[2].domain, 2);
+    assert_int_equal(ls.lines, 0);
+    memcpy(b.b + b.n, m.b, 20);                /* a cut fourth one */
+    b.n += 20;
+    assert_int_equal(feed(d, &b, s), 3);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.datagrams, 2);
+    assert_int_equal(st.bad_records, 1);
+    assert_int_equal(ls.lines, 1);
+    assert_non_null(strstr(ls.last, "bytes after the IPFIX message"));
+    assert_non_null(strstr(ls.last, "offset=132"));
     fdx_nf_decoder_free(d);
     free(s);
 }
@@ -1508,15 +1735,20 @@ int main(void)
         cmocka_unit_test(test_seq_per_domain),
         cmocka_unit_test(test_seq_sessions_capture),
         cmocka_unit_test(test_bad_datagram_messages),
+        cmocka_unit_test(test_cut_last_record),
         cmocka_unit_test(test_crafted_v9_sampling_scope),
         cmocka_unit_test(test_crafted_abs_switched_rev_totals),
         cmocka_unit_test(test_time_forms_real),
         cmocka_unit_test(test_crafted_ntp_and_deltas),
         cmocka_unit_test(test_crafted_redefinition),
         cmocka_unit_test(test_crafted_v5_times),
+        cmocka_unit_test(test_v5_count_below_fit),
         cmocka_unit_test(test_malformed_sets),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_template_memory_cap),
+        cmocka_unit_test(test_refused_redefinition),
+        cmocka_unit_test(test_oversized_ints),
+        cmocka_unit_test(test_ipfix_messages_in_datagram),
         cmocka_unit_test(test_pending_age),
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_fuzz_mutations),

@@ -607,6 +607,21 @@ static void test_corrupt_sizes(void **state)
     put16(b + REC + 12 + 2, 0xFFF0);    /* element beyond record */
     assert_int_equal(read_buf("c6", b, len, NULL, &n), 0);
     assert_int_equal(n, 199);
+    /* headers that lie and hide records, of the 2026-12-04 review: they
+     * were read as 0 (or 100) flows with exit 0 */
+    memcpy(b, orig, len);
+    put32(b + BLK, 0);                  /* nfc-nrec0: 0 of 200 records */
+    assert_int_equal(read_buf("c7", b, len, w, &n), FDX_ECORRUPT);
+    assert_int_equal(n, 0);
+    memcpy(b, orig, len);
+    put32(b + BLK, 100);                /* nfc-nrec-small */
+    assert_int_equal(read_buf("c8", b, len, w, &n), FDX_ECORRUPT);
+    assert_int_equal(n, 100);
+    memcpy(b, orig, len);               /* nfc-appx-at-40-numblocks0 */
+    put64(b + NFC_V2_OFF_APPX_OFF, BLK);
+    put32(b + NFC_V2_OFF_NUMBLOCKS, 0);
+    assert_int_equal(read_buf("c9", b, len, w, &n), FDX_ECORRUPT);
+    assert_int_equal(n, 0);
     free(b);
     free(orig);
     free(want);

@@ -93,7 +93,7 @@ typedef struct fdx_nf_session_stats {
     uint8_t version;           /* 5, 9 or 10 */
     uint32_t domain;
     uint32_t templates;        /* templates and options templates held */
-    uint64_t datagrams;
+    uint64_t datagrams;        /* IPFIX: messages (several may share one) */
     uint64_t flows;
     uint64_t bad_records;
     uint64_t no_template;      /* data sets dropped or still waiting */
