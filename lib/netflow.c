@@ -39,7 +39,13 @@ typedef struct nf_rec {
     fdx_flow f;
     uint64_t oct[4], pkt[4]; /* by preference: IE 1, 85, 23, 231/298 */
     uint8_t has_oct, has_pkt; /* bit per index */
-    uint8_t has_src, has_dst, has_sport, has_dport, has_proto, has_flags;
+    uint8_t has_sport, has_dport, has_proto, has_flags;
+    /* addresses per direction (source, destination) and family (v4, v6):
+     * a template may carry both families, the unused one as zeros */
+    fdx_addr addr[2][2];
+    uint8_t has_addr[2][2], addr_nonzero[2][2];
+    uint8_t first_v6;       /* family of the first address field + 1 */
+    uint8_t ip_version;     /* IE 60, 0 when absent */
     uint8_t has_rev;
     /* NSEL: firewall event (IE 233, v9 40005), 0 when absent, and the
      * responder counters 232/299, used only on some events */
@@ -457,6 +463,8 @@ static void nf_rec_fw_counters(nf_rec *r)
         r->has_rev = 1;
 }
 
+static void nf_rec_addrs(nf_rec *r);
+
 /* Turns the collected values into the record handed to the callback. */
 static int nf_rec_emit(nf_ctx *c, nf_rec *r, uint16_t tid)
 {
@@ -468,6 +476,7 @@ static int nf_rec_emit(nf_ctx *c, nf_rec *r, uint16_t tid)
     r->f.template_id = tid;
     r->f.source = c->h.version == 10 ? FDX_SRC_IPFIX : FDX_SRC_NETFLOW9;
     nf_rec_fw_counters(r);
+    nf_rec_addrs(r);
     r->f.octets = nf_pick(r->oct, r->has_oct);
     r->f.packets = nf_pick(r->pkt, r->has_pkt);
     if (r->has_rev)
@@ -580,16 +589,54 @@ static uint64_t nf_ntp_ms(const uint8_t *p, int usec_frac, uint8_t *bad)
     return (sec - NF_NTP_UNIX) * 1000 + ((frac * 1000) >> 32);
 }
 
-static void nf_addr_field(fdx_addr *a, uint8_t *has, const uint8_t *p,
-                          size_t len, int v6)
+static int nf_all_zero(const uint8_t *p, size_t len);
+
+/* Keeps the first address field of each direction and family. */
+static void nf_addr_field(nf_rec *r, int dir, int v6, const uint8_t *p,
+                          size_t len)
 {
-    if (*has || len != (v6 ? 16u : 4u))
+    if (r->has_addr[dir][v6] || len != (v6 ? 16u : 4u))
         return;
     if (v6)
-        fdx_addr_from_v6(a, p);
+        fdx_addr_from_v6(&r->addr[dir][v6], p);
     else
-        fdx_addr_from_v4(a, p);
-    *has = 1;
+        fdx_addr_from_v4(&r->addr[dir][v6], p);
+    r->has_addr[dir][v6] = 1;
+    r->addr_nonzero[dir][v6] = !nf_all_zero(p, len);
+    if (r->first_v6 == 0)
+        r->first_v6 = (uint8_t)(v6 + 1);
+}
+
+/*
+ * The family whose addresses the record reports: the one ipVersion (IE
+ * 60) names, else the only one with a non-zero address (Cisco IOS XR and
+ * Procera fill the unused family with zeros), else the one that came
+ * first in the template.
+ */
+static void nf_rec_addrs(nf_rec *r)
+{
+    int nz4 = r->addr_nonzero[0][0] || r->addr_nonzero[1][0];
+    int nz6 = r->addr_nonzero[0][1] || r->addr_nonzero[1][1];
+    int v6;
+
+    if (r->first_v6 == 0)
+        return;
+    if ((r->ip_version == 4 || r->ip_version == 6) &&
+        (r->has_addr[0][r->ip_version == 6] ||
+         r->has_addr[1][r->ip_version == 6]))
+        v6 = r->ip_version == 6;
+    else if (nz4 != nz6)
+        v6 = nz6;
+    else
+        v6 = r->first_v6 - 1;
+    for (int dir = 0; dir < 2; dir++) {
+        fdx_addr *out = dir == 0 ? &r->f.src : &r->f.dst;
+
+        if (r->has_addr[dir][v6])
+            *out = r->addr[dir][v6];
+        else if (r->has_addr[dir][!v6])
+            *out = r->addr[dir][!v6];
+    }
 }
 
 /*
@@ -706,7 +753,7 @@ static int nf_int_used(const nf_field *f)
     if (f->pen != 0)
         return f->pen == NF_PEN_IXIA && (f->type == 176 || f->type == 177);
     switch (f->type) {
-    case 1: case 2: case 4: case 6: case 7: case 10: case 11:
+    case 1: case 2: case 4: case 6: case 7: case 10: case 11: case 60:
     case 21: case 22: case 23: case 24: case 34: case 48: case 50:
     case 85: case 86: case 150: case 151: case 152: case 153: case 154:
     case 155: case 156: case 157: case 158: case 159: case 160: case 231:
@@ -766,10 +813,10 @@ static void nf_field_value(const nf_ctx *c, nf_rec *r, const nf_field *f,
     uint64_t v = nf_uint(p, len, &wide);
 
     switch (f->pen == 0 ? f->type : 0) {
-    case 8: nf_addr_field(&r->f.src, &r->has_src, p, len, 0); return;
-    case 12: nf_addr_field(&r->f.dst, &r->has_dst, p, len, 0); return;
-    case 27: nf_addr_field(&r->f.src, &r->has_src, p, len, 1); return;
-    case 28: nf_addr_field(&r->f.dst, &r->has_dst, p, len, 1); return;
+    case 8: nf_addr_field(r, 0, 0, p, len); return;
+    case 12: nf_addr_field(r, 1, 0, p, len); return;
+    case 27: nf_addr_field(r, 0, 1, p, len); return;
+    case 28: nf_addr_field(r, 1, 1, p, len); return;
     }
     if (len == 0 || !nf_int_used(f))
         return;
@@ -783,6 +830,10 @@ static void nf_field_value(const nf_ctx *c, nf_rec *r, const nf_field *f,
     }
     switch (f->type) {
     case 4: case 7: case 11: nf_field_narrow(r, f->type, v); return;
+    case 60:
+        if (r->ip_version == 0 && v <= 0xFF)
+            r->ip_version = (uint8_t)v;
+        return;
     case 10:
         if (!r->has_in_if)
             r->in_if = v;

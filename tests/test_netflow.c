@@ -538,6 +538,68 @@ static void test_crafted_ipfix_withdraw(void **state)
     free(s);
 }
 
+/*
+ * A template with both address families (as Cisco IOS XR and Procera
+ * send): the family holding a non-zero address is reported, and where
+ * both do, the one ipVersion (IE 60) names, else the first.
+ */
+static void dual_record(buf *b, uint32_t v4, int v6_set, unsigned ipver)
+{
+    put32(b, v4);                       /* 8 */
+    put32(b, v4 ? v4 + 1 : 0);          /* 12 */
+    for (int i = 0; i < 16; i++)        /* 27 */
+        put8(b, v6_set && i == 15 ? 1 : v6_set && i == 0 ? 0x20 : 0);
+    for (int i = 0; i < 16; i++)        /* 28 */
+        put8(b, v6_set && i == 15 ? 2 : v6_set && i == 0 ? 0x20 : 0);
+    put8(b, ipver);                     /* 60 */
+    put32(b, 1000);                     /* 1 */
+}
+
+static void test_crafted_dual_family(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    static const unsigned ies[][2] = {{8, 4}, {12, 4}, {27, 16}, {28, 16},
+                                      {60, 1}, {1, 4}};
+    char a[FDX_ADDRSTRLEN];
+    size_t off;
+    buf b;
+
+    (void)state;
+    ipfix_header(&b, 0, 1);
+    off = b.n;
+    put16(&b, 2); put16(&b, 0);
+    put16(&b, 300); put16(&b, 6);
+    for (int i = 0; i < 6; i++) {
+        put16(&b, ies[i][0]);
+        put16(&b, ies[i][1]);
+    }
+    set_done(&b, off);
+    off = b.n;
+    put16(&b, 300); put16(&b, 0);
+    dual_record(&b, 0xC0000201, 0, 0);  /* v4 only */
+    dual_record(&b, 0, 1, 0);           /* v6 only */
+    dual_record(&b, 0xC0000205, 1, 4);  /* both, ipVersion 4 */
+    dual_record(&b, 0xC0000209, 1, 0);  /* both: v4 came first */
+    set_done(&b, off);
+    ipfix_done(&b);
+    assert_int_equal(feed(d, &b, s), 4);
+    assert_string_equal(fdx_addr_format(&s->f[0].src, a, sizeof(a)),
+                        "192.0.2.1");
+    assert_string_equal(fdx_addr_format(&s->f[0].dst, a, sizeof(a)),
+                        "192.0.2.2");
+    assert_string_equal(fdx_addr_format(&s->f[1].src, a, sizeof(a)),
+                        "2000::1");
+    assert_string_equal(fdx_addr_format(&s->f[1].dst, a, sizeof(a)),
+                        "2000::2");
+    assert_string_equal(fdx_addr_format(&s->f[2].src, a, sizeof(a)),
+                        "192.0.2.5");
+    assert_string_equal(fdx_addr_format(&s->f[3].src, a, sizeof(a)),
+                        "192.0.2.9");
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
 /* NSEL counters count only on teardown and update events. */
 static void test_nsel_events(void **state)
 {
@@ -1730,6 +1792,7 @@ int main(void)
         cmocka_unit_test(test_crafted_v9_basic),
         cmocka_unit_test(test_crafted_ipfix_options),
         cmocka_unit_test(test_crafted_ipfix_withdraw),
+        cmocka_unit_test(test_crafted_dual_family),
         cmocka_unit_test(test_nsel_events),
         cmocka_unit_test(test_crafted_nsel_events),
         cmocka_unit_test(test_seq_per_domain),
