@@ -20,7 +20,7 @@
 set -e
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-"netflow nfcapd capture input catalog packages"}
+targets=${FUZZ_TARGETS:-"netflow nfcapd capture input catalog packages scan"}
 build=${FUZZ_BUILD:-build-fuzz}
 max_len=${FUZZ_MAX_LEN:-32768}
 jobs=${FUZZ_JOBS:-2}
