@@ -214,7 +214,9 @@ int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
         return 0;
     if ((rc = order_halves(hv, &order)) != 0)
         return rc;
-    cv = fdx__calloc(hv->n, sizeof(*cv));
+    /* not zeroed: conn_start() clears each one used, and the pages of
+     * the ones joining leaves unused are never touched */
+    cv = fdx__malloc(hv->n * sizeof(*cv));
     if (cv == NULL) {
         fdx__free(order);
         return FDX_ENOMEM;
