@@ -123,23 +123,45 @@ static int vote_cmp(const void *a, const void *b)
 }
 
 /*
- * One connection's votes.  Connections that fit more than
- * FDX__VOTE_MAX_CAND catalog files (small ones) say too little to vote.
+ * The path length the request side asks for, when a request constant is
+ * known (req) and the request was seen; 0 when any length fits.
  */
-/*
- * True when entry e's path has the length the request side allows (always
- * when no request constant is known yet or the request was not seen).
- */
-static int path_fits(const fdx_scan *s, const fdx__modes *req,
-                     const fdx__conn *c, int hdr, size_t entry)
+static int wanted_path_len(const fdx__modes *req, const fdx__conn *c,
+                           int hdr, int64_t *len)
 {
-    int64_t q, len;
+    int64_t q;
 
     if (req == NULL || req->n == 0 || !fdx__request_octets(c, hdr, &q))
-        return 1;
-    len = q - req->d[0];
-    return llabs((int64_t)fdx__entry_path_len(s, entry) - len) <=
-           FDX__REQ_TOL_HTTP;
+        return 0;
+    *len = q - req->d[0];
+    return 1;
+}
+
+/*
+ * The catalog files of [first, first + n) a connection may have carried,
+ * into keep; more than FDX__VOTE_MAX_CAND of them (small files) say too
+ * little to vote, and 0 is returned for them as for none.  With every path
+ * length allowed that is known from n alone, without a look at the files.
+ */
+static size_t vote_cands(const fdx_scan *s, const fdx__modes *req,
+                         const fdx__conn *c, int hdr, size_t first, size_t n,
+                         uint32_t *keep)
+{
+    int64_t len;
+    size_t m = 0;
+
+    if (!wanted_path_len(req, c, hdr, &len)) {
+        if (n > FDX__VOTE_MAX_CAND)
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            keep[i] = (uint32_t)(first + i);
+        return n;
+    }
+    for (size_t i = first; i < first + n && m <= FDX__VOTE_MAX_CAND; i++)
+        if (llabs((int64_t)fdx__entry_path_len(s, i) - len) <=
+            FDX__REQ_TOL_HTTP)
+            keep[m++] = (uint32_t)i;
+    return m > FDX__VOTE_MAX_CAND ? 0 : m;
 }
 
 /*
@@ -155,7 +177,7 @@ static int conn_votes(const fdx_scan *s, const fdx__conn *c, uint32_t id,
     for (int variant = 0; variant < 2; variant++) {
         int hdr = fdx__hdr_octets(v4, variant);
         uint64_t p, lo, hi;
-        size_t first, n, m = 0;
+        size_t first, n, m;
 
         if (c->s2c_packets * (uint64_t)hdr + FDX__VOTE_H_MIN >= c->s2c_octets ||
             (req == NULL && c->s2c_octets < FDX__VOTE_MIN_OCTETS))
@@ -164,12 +186,8 @@ static int conn_votes(const fdx_scan *s, const fdx__conn *c, uint32_t id,
         lo = p > FDX__VOTE_H_MAX ? p - FDX__VOTE_H_MAX : 0;
         hi = p - FDX__VOTE_H_MIN;
         n = fdx_catalog_range(s->cat, lo, hi, &first);
-        if (n > FDX__VOTE_SCAN_MAX)
-            continue;
-        for (size_t i = first; i < first + n && m <= FDX__VOTE_MAX_CAND; i++)
-            if (path_fits(s, req, c, hdr, i))
-                keep[m++] = (uint32_t)i;
-        if (m == 0 || m > FDX__VOTE_MAX_CAND)
+        if (n > FDX__VOTE_SCAN_MAX ||
+            (m = vote_cands(s, req, c, hdr, first, n, keep)) == 0)
             continue;
         for (size_t i = 0; i < m; i++) {
             uint64_t size = fdx_catalog_size(s->cat, keep[i]);
