@@ -447,7 +447,10 @@ typedef struct pair {
 static void pair_try(const fdx_scan *s, size_t best, size_t a, int64_t rest,
                      int64_t lb, pair *pr)
 {
-    for (int k = 1; k <= 12 && pr->found < 2; k++) {
+    int k0, k1;
+
+    fdx__digit_range(rest, &k0, &k1);
+    for (int k = k0; k <= k1 && pr->found < 2; k++) {
         int64_t sb = rest - k;
         size_t first, n;
 

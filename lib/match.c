@@ -49,7 +49,10 @@ static void window_note(fdx__cands *cs, uint64_t lo, uint64_t hi, int index)
 static void http_class(const fdx_scan *s, fdx__cands *cs, int64_t t, int cls,
                        int64_t tol)
 {
-    for (int k = 1; k <= 12; k++) {
+    int k0, k1;
+
+    fdx__digit_range(t, &k0, &k1);
+    for (int k = k0; k <= k1; k++) {
         int64_t s0 = t - k;
         uint64_t lo, hi;
         size_t first, n;

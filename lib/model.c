@@ -68,6 +68,24 @@ int fdx__digits(uint64_t v)
     return n;
 }
 
+/*
+ * t - k runs over the twelve values t - 12 .. t - 1, whose digits are
+ * those of its two ends and any between; a k outside that range never
+ * equals the digits of t - k.
+ */
+void fdx__digit_range(int64_t t, int *klo, int *khi)
+{
+    int hi;
+
+    *klo = 1;
+    *khi = 0;
+    if (t < 2)
+        return;
+    *klo = fdx__digits((uint64_t)(t > 13 ? t - 12 : 1));
+    hi = fdx__digits((uint64_t)(t - 1));
+    *khi = hi < 12 ? hi : 12;
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);

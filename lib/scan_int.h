@@ -59,6 +59,13 @@ int fdx__file_class(const char *path);
 int fdx__digits(uint64_t v);
 
 /*
+ * The sizes s with s + digits(s) = t: the only k in 1..12 for which
+ * s = t - k can have k digits lie in [*klo, *khi] (empty when *klo >
+ * *khi), so loops over k need not ask digits() twelve times.
+ */
+void fdx__digit_range(int64_t t, int *klo, int *khi);
+
+/*
  * Values a server was seen to use, strongest first.  A CDN's nodes and
  * cache states answer with headers of a few sizes, and clients of several
  * kinds send requests of a few sizes, so each is a short list.
