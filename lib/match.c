@@ -138,11 +138,19 @@ static int u32_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Windows of several classes and header sizes may overlap. */
+/*
+ * Windows of several classes and header sizes may overlap.  Most
+ * connections fit one window, whose candidates come in catalog order:
+ * those need no sort.
+ */
 static void cands_unique(fdx__cands *cs)
 {
-    size_t m = 0;
+    size_t m = 0, up = 1;
 
+    while (up < cs->n && cs->v[up - 1] < cs->v[up])
+        up++;
+    if (up >= cs->n)
+        return;
     qsort(cs->v, cs->n, sizeof(*cs->v), u32_cmp);
     for (size_t i = 0; i < cs->n; i++)
         if (i == 0 || cs->v[i] != cs->v[m - 1])
