@@ -141,6 +141,55 @@ static int vote_cmp(const void *a, const void *b)
 }
 
 /*
+ * Sorts votes as vote_cmp() does.  They are pushed connection by
+ * connection, in increasing id, so a stable sort by variant, class and d
+ * alone gives vote_cmp()'s order; the radix sort does that without a call
+ * per comparison (a busy server's calibration sorts hundreds of thousands
+ * of votes).  Few votes, votes out of connection order, or no memory for
+ * the keys: qsort().
+ */
+#define FDX__VOTE_RADIX_MIN 256
+
+static int votes_radix(vote *v, size_t n, uint64_t *keys, uint32_t *idx,
+                       vote *tmp)
+{
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = (uint64_t)v[i].variant << 40 | (uint64_t)v[i].cls << 32 |
+                  ((uint32_t)v[i].d ^ 0x80000000u);
+        idx[i] = (uint32_t)i;
+    }
+    if (fdx__radix_sort(keys, idx, n) != 0)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = v[idx[i]];
+    memcpy(v, tmp, n * sizeof(*v));
+    return 0;
+}
+
+static void votes_sort(vote *v, size_t n)
+{
+    uint64_t *keys = NULL;
+    uint32_t *idx = NULL;
+    vote *tmp = NULL;
+    int ok = n >= FDX__VOTE_RADIX_MIN;
+
+    for (size_t i = 1; i < n && ok; i++)
+        ok = v[i - 1].conn <= v[i].conn;
+    if (ok) {
+        keys = fdx__malloc(n * sizeof(*keys));
+        idx = fdx__malloc(n * sizeof(*idx));
+        tmp = fdx__malloc(n * sizeof(*tmp));
+        ok = keys != NULL && idx != NULL && tmp != NULL &&
+             votes_radix(v, n, keys, idx, tmp) == 0;
+    }
+    if (!ok)
+        qsort(v, n, sizeof(*v), vote_cmp);
+    fdx__free(keys);
+    fdx__free(idx);
+    fdx__free(tmp);
+}
+
+/*
  * The path length the request side asks for, when a request constant is
  * known (req) and the request was seen; 0 when any length fits.
  */
@@ -354,7 +403,7 @@ static void find_modes(vote *v, size_t n, int32_t hw, uint32_t min_conns,
 /* Adds to each learned (variant, class) the other sizes votes agree on. */
 static void pick_alternates(fdx__server *sv, vote *v, size_t n)
 {
-    qsort(v, n, sizeof(*v), vote_cmp);
+    votes_sort(v, n);
     for (size_t i = 0; i < n;) {
         size_t j = i, k = 0;
         fdx__modes *b = &sv->base[v[i].variant][v[i].cls], alt;
@@ -419,7 +468,7 @@ static void pick_bases(fdx__server *sv, vote *v, size_t n)
     uint32_t *ids = NULL;
     size_t first_end, nids = 0;
 
-    qsort(v, n, sizeof(*v), vote_cmp);
+    votes_sort(v, n);
     for (first_end = 0; first_end < n && v[first_end].variant == 0;)
         first_end++;
     for (size_t i = 0; i < n;) {
@@ -568,7 +617,7 @@ static int calibrate_request(fdx_scan *s, fdx__server *sv,
             rc = conn_req_votes(s, sv, c, idx[i], scratch, &vs);
     }
     if (rc == 0 && vs.n > 0) {
-        qsort(vs.v, vs.n, sizeof(*vs.v), vote_cmp);
+        votes_sort(vs.v, vs.n);
         /* one value: a second one is mostly lost segments, whose
          * duplicate ACKs carry SACK options, not another client */
         find_modes(vs.v, vs.n, FDX__REQ_TOL_HTTP, 2, 1, 1.0, &sv->req);
