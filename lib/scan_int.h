@@ -173,6 +173,10 @@ typedef struct fdx__hyp {
      * bucket b is centred on FDX__BUCKET_MIN * FDX__BUCKET_RATIO^b */
     float density[2][FDX__NBUCKET];
     double score;
+    /* its .deb entries in catalog order, made on the first keep-alive
+     * pair search that needs them (infer.c); NULL until then */
+    uint32_t *debs;
+    size_t ndebs;
 } fdx__hyp;
 
 struct fdx_scan {
