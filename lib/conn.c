@@ -122,16 +122,6 @@ static void tuple_run(const void *ctx, uint32_t *idx, size_t n)
         }
 }
 
-/*
- * Puts the halves of each 5-tuple together, in time order: by the tuple's
- * hash, then each run sorted fully.  *order is fdx__malloc'd; the halves
- * themselves do not move.
- */
-static int order_halves(const fdx__halves *hv, uint32_t **order)
-{
-    return fdx__order_by_key(hv->n, tuple_hash, tuple_run, hv, order);
-}
-
 static int same_tuple(const fdx__half *a, const fdx__half *b)
 {
     return a->cport == b->cport && a->sport == b->sport &&
@@ -192,19 +182,84 @@ static int duplicate(const fdx__half *h, const fdx__half *prev)
            ms_apart(h->last_ms, prev->last_ms) <= FDX__DUP_MS;
 }
 
+/* The walk through the ordered halves, joining them. */
+typedef struct joiner {
+    fdx__conn *cv;
+    size_t n;
+    uint8_t closed[2];
+    const fdx__half *last[2], *prev;
+    uint64_t gap_ms, *dups;
+} joiner;
+
 /*
  * A record continues the current connection when it has the same 5-tuple,
  * starts within gap_ms of the connection's last activity, and its own
  * direction has not already been closed by FIN or RST (port reuse).
  * Duplicate records are dropped and counted.
  */
+static void join_half(joiner *j, const fdx__half *h)
+{
+    fdx__conn *c = j->n ? &j->cv[j->n - 1] : NULL;
+    int same = c != NULL && same_tuple(j->prev, h);
+
+    j->prev = h;
+    if (same && duplicate(h, j->last[h->to_client])) {
+        (*j->dups)++;
+        return;
+    }
+    if (!same || h->first_ms > c->last_ms + j->gap_ms ||
+        j->closed[h->to_client]) {
+        c = &j->cv[j->n++];
+        conn_start(c, h);
+        j->closed[0] = j->closed[1] = 0;
+        j->last[0] = j->last[1] = NULL;
+    }
+    j->last[h->to_client] = h;
+    conn_add(c, h);
+    if (h->tcp_flags & (FDX__FIN | FDX__RST))
+        j->closed[h->to_client] = 1;
+}
+
+/*
+ * How many halves ahead of the walk are fetched into the cache: the walk
+ * visits the halves in hash order, a cache miss each otherwise.
+ */
+#define FDX__PREFETCH 8
+
+/*
+ * The halves are ordered by a hash of their 5-tuple; a run of one hash
+ * (one tuple, or two that share a hash) is put in full order, by tuple
+ * and time, just before it is joined, while its halves are in the cache.
+ */
+static void join_all(joiner *j, const fdx__halves *hv, uint32_t *order)
+{
+    size_t pf = 0;
+    uint64_t next = tuple_hash(hv, order[0]);
+
+    for (size_t i = 0; i < hv->n;) {
+        size_t e = i + 1;
+        uint64_t key = next;
+
+        /* the keys are hashed again rather than kept: 8 bytes a half */
+        while (e < hv->n && (next = tuple_hash(hv, order[e])) == key)
+            e++;
+        for (; pf < e + FDX__PREFETCH && pf < hv->n; pf++) {
+            const fdx__half *h = &hv->v[order[pf]];
+
+            fdx__prefetch(h);
+            fdx__prefetch((const char *)(h + 1) - 1);
+        }
+        if (e - i > 1)
+            tuple_run(hv, order + i, e - i);
+        for (; i < e; i++)
+            join_half(j, &hv->v[order[i]]);
+    }
+}
+
 int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
                      size_t *nout, uint64_t *dups)
 {
-    fdx__conn *cv;
-    size_t n = 0;
-    uint8_t closed[2] = {0, 0};
-    const fdx__half *last[2] = {NULL, NULL}, *prev = NULL;
+    joiner j;
     uint32_t *order;
     int rc;
 
@@ -212,45 +267,28 @@ int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
     *nout = 0;
     if (hv->n == 0)
         return 0;
-    if ((rc = order_halves(hv, &order)) != 0)
+    /* the runs are sorted by join_all(), when their halves are cached */
+    if ((rc = fdx__order_by_key(hv->n, tuple_hash, NULL, hv, &order)) != 0)
         return rc;
+    memset(&j, 0, sizeof(j));
+    j.gap_ms = gap_ms;
+    j.dups = dups;
     /* not zeroed: conn_start() clears each one used, and the pages of
      * the ones joining leaves unused are never touched */
-    cv = fdx__malloc(hv->n * sizeof(*cv));
-    if (cv == NULL) {
-        fdx__free(order);
-        return FDX_ENOMEM;
-    }
-    for (size_t i = 0; i < hv->n; prev = &hv->v[order[i]], i++) {
-        const fdx__half *h = &hv->v[order[i]];
-        fdx__conn *c = n ? &cv[n - 1] : NULL;
-
-        if (c != NULL && same_tuple(prev, h) &&
-            duplicate(h, last[h->to_client])) {
-            (*dups)++;
-            continue;
-        }
-        if (c == NULL || !same_tuple(prev, h) ||
-            h->first_ms > c->last_ms + gap_ms || closed[h->to_client]) {
-            c = &cv[n++];
-            conn_start(c, h);
-            closed[0] = closed[1] = 0;
-            last[0] = last[1] = NULL;
-        }
-        last[h->to_client] = h;
-        conn_add(c, h);
-        if (h->tcp_flags & (FDX__FIN | FDX__RST))
-            closed[h->to_client] = 1;
-    }
+    j.cv = fdx__malloc(hv->n * sizeof(*j.cv));
+    if (j.cv != NULL)
+        join_all(&j, hv, order);
     fdx__free(order);
+    if (j.cv == NULL)
+        return FDX_ENOMEM;
     /* most halves pair up: give back what joining did not use */
-    if (n < hv->n) {
-        fdx__conn *shrunk = fdx__realloc(cv, n * sizeof(*cv));
+    if (j.n < hv->n) {
+        fdx__conn *shrunk = fdx__realloc(j.cv, j.n * sizeof(*j.cv));
 
         if (shrunk != NULL)
-            cv = shrunk;
+            j.cv = shrunk;
     }
-    *out = cv;
-    *nout = n;
+    *out = j.cv;
+    *nout = j.n;
     return 0;
 }

@@ -297,7 +297,7 @@ int fdx__order_by_key(size_t n, fdx__key_fn key, fdx__run_fn run,
 
         while (j < n && keys[j] == keys[i])
             j++;
-        if (j - i > 1)
+        if (j - i > 1 && run != NULL)
             run(ctx, idx + i, j - i);
         i = j;
     }
