@@ -29,12 +29,30 @@ static int src_is_server(uint16_t sport, uint16_t dport)
     return sport < dport;
 }
 
+static uint64_t half_hash(const fdx__half *h);
+
+/* Into the part of its tuple's hash: the parts are joined in hash order. */
 static int halves_push(fdx__halves *hv, const fdx__half *h)
 {
-    if (fdx__grow(&hv->v, &hv->cap, hv->n, sizeof(*hv->v)) < 0)
+    fdx__part *p;
+
+    if (hv->v == NULL &&
+        (hv->v = fdx__calloc(FDX__NPART, sizeof(*hv->v))) == NULL)
         return FDX_ENOMEM;
-    hv->v[hv->n++] = *h;
+    p = &hv->v[half_hash(h) >> (64 - FDX__NPART_BITS)];
+    if (fdx__grow(&p->v, &p->cap, p->n, sizeof(*p->v)) < 0)
+        return FDX_ENOMEM;
+    p->v[p->n++] = *h;
+    hv->n++;
     return 0;
+}
+
+void fdx__halves_free(fdx__halves *hv)
+{
+    for (size_t i = 0; hv->v != NULL && i < FDX__NPART; i++)
+        fdx__free(hv->v[i].v);
+    fdx__free(hv->v);
+    memset(hv, 0, sizeof(*hv));
 }
 
 static void half_orient(fdx__half *h, const fdx_addr *src,
@@ -99,18 +117,23 @@ static uint64_t addr_hash(uint64_t h, const fdx_addr *a)
     return fdx__mix64(fdx__mix64(h, fdx__be64(a->b)), fdx__be64(a->b + 8));
 }
 
-static uint64_t tuple_hash(const void *ctx, size_t i)
+static uint64_t half_hash(const fdx__half *h)
 {
-    const fdx__half *h = &((const fdx__halves *)ctx)->v[i];
     uint64_t k = addr_hash(addr_hash(0, &h->client), &h->server);
 
     return fdx__mix64(k, ((uint64_t)h->sport << 16) | h->cport);
 }
 
+/* The hash of half i of a part (ctx). */
+static uint64_t tuple_hash(const void *ctx, size_t i)
+{
+    return half_hash(&((const fdx__part *)ctx)->v[i]);
+}
+
 /* A run of one tuple's halves (a few records): insertion sort by time. */
 static void tuple_run(const void *ctx, uint32_t *idx, size_t n)
 {
-    const fdx__half *v = ((const fdx__halves *)ctx)->v;
+    const fdx__half *v = ((const fdx__part *)ctx)->v;
 
     for (size_t a = 1; a < n; a++)
         for (size_t b = a; b > 0 && half_cmp(&v[idx[b - 1]], &v[idx[b]]) > 0;
@@ -200,7 +223,7 @@ typedef struct joiner {
 static void join_half(joiner *j, const fdx__half *h)
 {
     fdx__conn *c = j->n ? &j->cv[j->n - 1] : NULL;
-    int same = c != NULL && same_tuple(j->prev, h);
+    int same = c != NULL && j->prev != NULL && same_tuple(j->prev, h);
 
     j->prev = h;
     if (same && duplicate(h, j->last[h->to_client])) {
@@ -222,71 +245,99 @@ static void join_half(joiner *j, const fdx__half *h)
 
 /*
  * How many halves ahead of the walk are fetched into the cache: the walk
- * visits the halves in hash order, a cache miss each otherwise.
+ * visits a part's halves in hash order.
  */
 #define FDX__PREFETCH 8
 
 /*
- * The halves are ordered by a hash of their 5-tuple; a run of one hash
- * (one tuple, or two that share a hash) is put in full order, by tuple
- * and time, just before it is joined, while its halves are in the cache.
+ * The halves of a part are ordered by a hash of their 5-tuple; a run of
+ * one hash (one tuple, or two that share a hash) is put in full order, by
+ * tuple and time, just before it is joined, while its halves are cached.
  */
-static void join_all(joiner *j, const fdx__halves *hv, uint32_t *order)
+static void join_part(joiner *j, const fdx__part *p, uint32_t *order)
 {
     size_t pf = 0;
-    uint64_t next = tuple_hash(hv, order[0]);
+    uint64_t next = tuple_hash(p, order[0]);
 
-    for (size_t i = 0; i < hv->n;) {
+    /* a tuple's halves are all in one part: none continues the last */
+    j->prev = NULL;
+    for (size_t i = 0; i < p->n;) {
         size_t e = i + 1;
         uint64_t key = next;
 
         /* the keys are hashed again rather than kept: 8 bytes a half */
-        while (e < hv->n && (next = tuple_hash(hv, order[e])) == key)
+        while (e < p->n && (next = tuple_hash(p, order[e])) == key)
             e++;
-        for (; pf < e + FDX__PREFETCH && pf < hv->n; pf++) {
-            const fdx__half *h = &hv->v[order[pf]];
+        for (; pf < e + FDX__PREFETCH && pf < p->n; pf++) {
+            const fdx__half *h = &p->v[order[pf]];
 
             fdx__prefetch(h);
             fdx__prefetch((const char *)(h + 1) - 1);
         }
         if (e - i > 1)
-            tuple_run(hv, order + i, e - i);
+            tuple_run(p, order + i, e - i);
         for (; i < e; i++)
-            join_half(j, &hv->v[order[i]]);
+            join_half(j, &p->v[order[i]]);
     }
+}
+
+/*
+ * The parts in order of the hash's top bits, each in order of the whole
+ * hash, give the connections in the order of one sort of all the halves
+ * by hash (stable, as the parts keep the order of arrival).  Each part
+ * is freed once joined, so its memory serves the connections.
+ */
+static int join_parts(joiner *j, fdx__halves *hv)
+{
+    for (size_t k = 0; k < FDX__NPART; k++) {
+        fdx__part *p = &hv->v[k];
+        uint32_t *order;
+        int rc;
+
+        if (p->n == 0)
+            continue;
+        /* the runs are sorted by join_part(), when their halves are
+         * cached */
+        if ((rc = fdx__order_by_key(p->n, tuple_hash, NULL, p, &order)) != 0)
+            return rc;
+        join_part(j, p, order);
+        fdx__free(order);
+        fdx__free(p->v);
+        memset(p, 0, sizeof(*p));
+    }
+    return 0;
 }
 
 int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
                      size_t *nout, uint64_t *dups)
 {
     joiner j;
-    uint32_t *order;
     int rc;
 
     *out = NULL;
     *nout = 0;
-    if (hv->n == 0)
+    if (hv->n == 0) {
+        fdx__halves_free(hv);
         return 0;
-    /* the runs are sorted by join_all(), when their halves are cached */
-    if ((rc = fdx__order_by_key(hv->n, tuple_hash, NULL, hv, &order)) != 0)
-        return rc;
+    }
     memset(&j, 0, sizeof(j));
     j.gap_ms = gap_ms;
     j.dups = dups;
     /* not zeroed: conn_start() clears each one used, and the pages of
      * the ones joining leaves unused are never touched */
     j.cv = fdx__malloc(hv->n * sizeof(*j.cv));
-    if (j.cv != NULL)
-        join_all(&j, hv, order);
-    fdx__free(order);
-    if (j.cv == NULL)
-        return FDX_ENOMEM;
-    /* most halves pair up: give back what joining did not use */
-    if (j.n < hv->n) {
+    rc = j.cv != NULL ? join_parts(&j, hv) : FDX_ENOMEM;
+    if (j.n < hv->n && rc == 0) {
+        /* most halves pair up: give back what joining did not use */
         fdx__conn *shrunk = fdx__realloc(j.cv, j.n * sizeof(*j.cv));
 
         if (shrunk != NULL)
             j.cv = shrunk;
+    }
+    fdx__halves_free(hv);
+    if (rc != 0) {
+        fdx__free(j.cv);
+        return rc;
     }
     *out = j.cv;
     *nout = j.n;

@@ -42,7 +42,7 @@ void fdx_scan_free(fdx_scan *s)
     fdx__free(s->lr);
     fdx__free(s->servers);
     fdx__free(s->conns);
-    fdx__free(s->halves.v);
+    fdx__halves_free(&s->halves);
     fdx__hyps_free(s);
     fdx__free(s->path_cum);
     fdx__free(s->expected);
@@ -187,8 +187,7 @@ int fdx_scan_finish(fdx_scan *s)
     s->finished = 1;
     rc = fdx__conns_build(&s->halves, s->opts.join_gap_ms, &s->conns,
                           &s->nconns, &s->st.duplicates);
-    fdx__free(s->halves.v);
-    memset(&s->halves, 0, sizeof(s->halves));
+    fdx__halves_free(&s->halves);
     if (rc < 0)
         return rc;
     s->st.connections = s->nconns;

@@ -28,18 +28,35 @@ typedef struct fdx__conn {
     uint8_t sampled;
 } fdx__conn;
 
-typedef struct fdx__halves {
+/*
+ * The halves, kept in FDX__NPART parts by the top bits of a hash of
+ * their 5-tuple, so that each part can be ordered and joined on its own,
+ * in the cache, and given back once joined.
+ */
+#define FDX__NPART_BITS 8
+#define FDX__NPART (1u << FDX__NPART_BITS)
+
+typedef struct fdx__part {
     fdx__half *v;
     size_t n, cap;
+} fdx__part;
+
+typedef struct fdx__halves {
+    fdx__part *v;        /* FDX__NPART of them, from the first add */
+    size_t n;            /* halves in all */
 } fdx__halves;
 
 /* Adds the one or two directions of flow to hv; ignores non-TCP. Returns
  * 1 if kept, 0 if ignored, FDX_ENOMEM. */
 int fdx__halves_add(fdx__halves *hv, const fdx_flow *flow);
 
+/* Frees what hv holds; hv is then empty. */
+void fdx__halves_free(fdx__halves *hv);
+
 /* Groups hv by 5-tuple and joins it into connections, which come out
  * grouped by 5-tuple (not by client); *out is fdx__malloc'd.  Adds
- * the number of duplicate records dropped to *dups. */
+ * the number of duplicate records dropped to *dups.  Consumes hv: each
+ * part is freed once joined, and hv is left empty. */
 int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
                      size_t *nout, uint64_t *dups);
 
