@@ -7,6 +7,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "internal.h"
 #include "scan_int.h"
@@ -282,6 +285,22 @@ static void join_part(joiner *j, const fdx__part *p, uint32_t *order)
 }
 
 /*
+ * The halves freed part by part lie in the middle of glibc's heap when
+ * malloc served them from there (it does once the process has freed a
+ * large block, as inflating a compressed catalog does), and stay resident
+ * unless trimmed, while the connections grow elsewhere: every
+ * FDX__TRIM_PARTS parts they are given back.
+ */
+#define FDX__TRIM_PARTS 16
+
+static void give_back(void)
+{
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
+
+/*
  * The parts in order of the hash's top bits, each in order of the whole
  * hash, give the connections in the order of one sort of all the halves
  * by hash (stable, as the parts keep the order of arrival).  Each part
@@ -304,6 +323,8 @@ static int join_parts(joiner *j, fdx__halves *hv)
         fdx__free(order);
         fdx__free(p->v);
         memset(p, 0, sizeof(*p));
+        if (k % FDX__TRIM_PARTS == FDX__TRIM_PARTS - 1)
+            give_back();
     }
     return 0;
 }
@@ -335,6 +356,7 @@ int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
             j.cv = shrunk;
     }
     fdx__halves_free(hv);
+    give_back();
     if (rc != 0) {
         fdx__free(j.cv);
         return rc;
