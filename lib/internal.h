@@ -64,6 +64,12 @@ typedef void (*fdx__run_fn)(const void *ctx, uint32_t *idx, size_t n);
 int fdx__order_by_key(size_t n, fdx__key_fn key, fdx__run_fn run,
                       const void *ctx, uint32_t **out);
 
+/* The same without the runs: *out the indexes and *out_keys their keys
+ * in that order, both fdx__malloc'd, for a caller that walks the runs
+ * itself. */
+int fdx__sort_by_key(size_t n, fdx__key_fn key, const void *ctx,
+                     uint32_t **out, uint64_t **out_keys);
+
 /* Mixes v into the running 64-bit hash h (for grouping keys). */
 static inline uint64_t fdx__mix64(uint64_t h, uint64_t v)
 {

@@ -504,11 +504,7 @@ static int conn_server_cmp(const void *a, const void *b, void *arg)
     return (int)x->sport - (int)y->sport;
 }
 
-/*
- * The connections' indexes grouped by server endpoint (by a hash of it,
- * and a full sort of a run should two endpoints share a hash).  *out is
- * fdx__malloc'd.
- */
+/* The hash of connection i's server endpoint, which groups them. */
 static uint64_t server_hash(const void *ctx, size_t i)
 {
     const fdx__conn *c = &((const fdx_scan *)ctx)->conns[i];
@@ -517,21 +513,85 @@ static uint64_t server_hash(const void *ctx, size_t i)
                                  fdx__be64(c->server.b + 8)), 1);
 }
 
-/* A run is one server's connections, unless two shared a hash. */
-static void server_run(const void *ctx, uint32_t *idx, size_t n)
-{
-    fdx__conn *cv = ((const fdx_scan *)ctx)->conns;
+/* One server endpoint's connections: idx[start .. start + n). */
+typedef struct span {
+    uint32_t start, n;
+} span;
 
-    for (size_t j = 1; j < n; j++)
-        if (conn_server_cmp(&idx[0], &idx[j], cv) != 0) {
-            qsort_r(idx, n, sizeof(*idx), conn_server_cmp, cv);
-            return;
-        }
+typedef struct spans {
+    span *v;
+    size_t n, cap;
+} spans;
+
+static int span_push(spans *sp, size_t start, size_t n)
+{
+    if (fdx__grow(&sp->v, &sp->cap, sp->n, sizeof(*sp->v)) < 0)
+        return FDX_ENOMEM;
+    sp->v[sp->n].start = (uint32_t)start;
+    sp->v[sp->n++].n = (uint32_t)n;
+    return 0;
 }
 
-static int conns_by_server(const fdx_scan *s, uint32_t **out)
+/*
+ * A run of one hash is one endpoint's connections, unless two endpoints
+ * share the hash: those are sorted apart, by address and port, and split.
+ */
+static int run_spans(const fdx_scan *s, uint32_t *idx, size_t start,
+                     size_t n, spans *sp)
 {
-    return fdx__order_by_key(s->nconns, server_hash, server_run, s, out);
+    fdx__conn *cv = s->conns;
+    size_t k = 1, end = start + n;
+    int rc = 0;
+
+    while (k < n && conn_server_cmp(&idx[start], &idx[start + k], cv) == 0)
+        k++;
+    if (k == n)
+        return span_push(sp, start, n);
+    qsort_r(idx + start, n, sizeof(*idx), conn_server_cmp, cv);
+    for (size_t i = start; i < end && rc == 0;) {
+        size_t j = i + 1;
+
+        while (j < end && conn_server_cmp(&idx[i], &idx[j], cv) == 0)
+            j++;
+        rc = span_push(sp, i, j - i);
+        i = j;
+    }
+    return rc;
+}
+
+/*
+ * How many connections ahead of the grouping are fetched into the cache:
+ * it visits them in hash order, a cache miss each otherwise.
+ */
+#define FDX__PREFETCH_CONNS 16
+
+/*
+ * The connections' indexes grouped by server endpoint (*idx, by a hash
+ * of it), and the span of each endpoint (*sp), found once for both
+ * passes of the calibration.  Both are fdx__malloc'd.
+ */
+static int conns_by_server(const fdx_scan *s, uint32_t **idx, spans *sp)
+{
+    uint64_t *keys;
+    size_t pf = 0;
+    int rc = fdx__sort_by_key(s->nconns, server_hash, s, idx, &keys);
+
+    for (size_t i = 0; i < s->nconns && rc == 0;) {
+        size_t j = i + 1;
+
+        while (j < s->nconns && keys[j] == keys[i])
+            j++;
+        for (; pf < j + FDX__PREFETCH_CONNS && pf < s->nconns; pf++) {
+            const fdx__conn *c = &s->conns[(*idx)[pf]];
+
+            fdx__prefetch(c);
+            fdx__prefetch((const char *)(c + 1) - 1);
+        }
+        rc = run_spans(s, *idx, i, j - i, sp);
+        i = j;
+    }
+    fdx__free(keys);
+    return rc;
 }
 
 static int dbl_cmp(const void *a, const void *b)
@@ -821,28 +881,22 @@ static int server_group(fdx_scan *s, int pass, const uint32_t *idx,
 
 int fdx__servers_calibrate(fdx_scan *s)
 {
-    uint32_t *idx;
+    uint32_t *idx = NULL;
+    spans sp = {NULL, 0, 0};
     size_t cap = 0;
     int rc = 0;
 
     if (s->nconns == 0)
         return 0;
-    if ((rc = conns_by_server(s, &idx)) != 0)
-        return rc;
+    rc = conns_by_server(s, &idx, &sp);
     for (int pass = 0; pass < 2 && rc == 0; pass++) {
-        for (size_t i = 0; i < s->nconns && rc == 0;) {
-            size_t j = i + 1;
-
-            while (j < s->nconns &&
-                   conn_server_cmp(&idx[i], &idx[j], s->conns) == 0)
-                j++;
-            rc = server_group(s, pass, idx + i, j - i, &cap);
-            i = j;
-        }
+        for (size_t g = 0; g < sp.n && rc == 0; g++)
+            rc = server_group(s, pass, idx + sp.v[g].start, sp.v[g].n, &cap);
         if (pass == 0)
             s->st.servers_calibrated = s->nservers;
     }
     fdx__free(idx);
+    fdx__free(sp.v);
     qsort(s->servers, s->nservers, sizeof(*s->servers), server_cmp);
     return rc;
 }
