@@ -513,9 +513,13 @@ static uint64_t server_hash(const void *ctx, size_t i)
                                  fdx__be64(c->server.b + 8)), 1);
 }
 
-/* One server endpoint's connections: idx[start .. start + n). */
+/*
+ * One server endpoint's connections: idx[start .. start + n), and how
+ * many of them (at most two) could vote, counted while they are cached.
+ */
 typedef struct span {
     uint32_t start, n;
+    uint8_t voters;
 } span;
 
 typedef struct spans {
@@ -523,12 +527,16 @@ typedef struct spans {
     size_t n, cap;
 } spans;
 
-static int span_push(spans *sp, size_t start, size_t n)
+static size_t voters_in(const fdx_scan *s, const uint32_t *idx, size_t n);
+
+static int span_push(const fdx_scan *s, const uint32_t *idx, spans *sp,
+                     size_t start, size_t n)
 {
     if (fdx__grow(&sp->v, &sp->cap, sp->n, sizeof(*sp->v)) < 0)
         return FDX_ENOMEM;
     sp->v[sp->n].start = (uint32_t)start;
-    sp->v[sp->n++].n = (uint32_t)n;
+    sp->v[sp->n].n = (uint32_t)n;
+    sp->v[sp->n++].voters = (uint8_t)voters_in(s, idx + start, n);
     return 0;
 }
 
@@ -546,14 +554,14 @@ static int run_spans(const fdx_scan *s, uint32_t *idx, size_t start,
     while (k < n && conn_server_cmp(&idx[start], &idx[start + k], cv) == 0)
         k++;
     if (k == n)
-        return span_push(sp, start, n);
+        return span_push(s, idx, sp, start, n);
     qsort_r(idx + start, n, sizeof(*idx), conn_server_cmp, cv);
     for (size_t i = start; i < end && rc == 0;) {
         size_t j = i + 1;
 
         while (j < end && conn_server_cmp(&idx[i], &idx[j], cv) == 0)
             j++;
-        rc = span_push(sp, i, j - i);
+        rc = span_push(s, idx, sp, i, j - i);
         i = j;
     }
     return rc;
@@ -853,10 +861,11 @@ static int repository_addr(const fdx_scan *s, size_t n, const fdx_addr *a)
  * One run of connections to one server endpoint.  The first pass learns
  * HTTP servers, and keeps those it could calibrate: only they are
  * repository servers.  The second keeps TLS ports on their addresses;
- * HTTPS elsewhere is no repository flowdex knows.
+ * HTTPS elsewhere is no repository flowdex knows.  voters: voters_in()
+ * of the run.
  */
 static int server_group(fdx_scan *s, int pass, const uint32_t *idx,
-                        size_t n, size_t *cap)
+                        size_t n, size_t voters, size_t *cap)
 {
     const fdx__conn *c = &s->conns[idx[0]];
     fdx__server sv;
@@ -867,7 +876,7 @@ static int server_group(fdx_scan *s, int pass, const uint32_t *idx,
     sv.port = c->sport;
     sv.tls = (uint8_t)is_tls_port(sv.port);
     if (pass == 0) {
-        if (sv.tls || voters_in(s, idx, n) < 2)
+        if (sv.tls || voters < 2)
             return 0;
         if ((rc = calibrate_sampled(s, &sv, idx, n)) != 0)
             return rc;
@@ -891,7 +900,8 @@ int fdx__servers_calibrate(fdx_scan *s)
     rc = conns_by_server(s, &idx, &sp);
     for (int pass = 0; pass < 2 && rc == 0; pass++) {
         for (size_t g = 0; g < sp.n && rc == 0; g++)
-            rc = server_group(s, pass, idx + sp.v[g].start, sp.v[g].n, &cap);
+            rc = server_group(s, pass, idx + sp.v[g].start, sp.v[g].n,
+                              sp.v[g].voters, &cap);
         if (pass == 0)
             s->st.servers_calibrated = s->nservers;
     }
