@@ -257,19 +257,17 @@ static void join_half(joiner *j, const fdx__half *h)
  * one hash (one tuple, or two that share a hash) is put in full order, by
  * tuple and time, just before it is joined, while its halves are cached.
  */
-static void join_part(joiner *j, const fdx__part *p, uint32_t *order)
+static void join_part(joiner *j, const fdx__part *p, uint32_t *order,
+                      const uint64_t *keys)
 {
     size_t pf = 0;
-    uint64_t next = tuple_hash(p, order[0]);
 
     /* a tuple's halves are all in one part: none continues the last */
     j->prev = NULL;
     for (size_t i = 0; i < p->n;) {
         size_t e = i + 1;
-        uint64_t key = next;
 
-        /* the keys are hashed again rather than kept: 8 bytes a half */
-        while (e < p->n && (next = tuple_hash(p, order[e])) == key)
+        while (e < p->n && keys[e] == keys[i])
             e++;
         for (; pf < e + FDX__PREFETCH && pf < p->n; pf++) {
             const fdx__half *h = &p->v[order[pf]];
@@ -311,16 +309,18 @@ static int join_parts(joiner *j, fdx__halves *hv)
     for (size_t k = 0; k < FDX__NPART; k++) {
         fdx__part *p = &hv->v[k];
         uint32_t *order;
+        uint64_t *keys;
         int rc;
 
         if (p->n == 0)
             continue;
         /* the runs are sorted by join_part(), when their halves are
          * cached */
-        if ((rc = fdx__order_by_key(p->n, tuple_hash, NULL, p, &order)) != 0)
+        if ((rc = fdx__sort_by_key(p->n, tuple_hash, p, &order, &keys)) != 0)
             return rc;
-        join_part(j, p, order);
+        join_part(j, p, order, keys);
         fdx__free(order);
+        fdx__free(keys);
         fdx__free(p->v);
         memset(p, 0, sizeof(*p));
         if (k % FDX__TRIM_PARTS == FDX__TRIM_PARTS - 1)
