@@ -204,11 +204,76 @@ static int wanted_path_len(const fdx__modes *req, const fdx__conn *c,
     return 1;
 }
 
+/* Path lengths are kept in 16 bits (fdx__path_hist_build). */
+#define FDX__NLEN ((size_t)UINT16_MAX + 1)
+
+/*
+ * The catalog's entries by path length, each length's in catalog order:
+ * the second round of votes wants the files of one path length in a
+ * window of sizes, and would otherwise look at every file of the window
+ * (thousands, for small files).  A counting sort, once per scan.
+ */
+static int len_index_build(fdx_scan *s)
+{
+    size_t n = fdx_catalog_count(s->cat);
+
+    s->len_start = fdx__calloc(FDX__NLEN + 1, sizeof(*s->len_start));
+    s->by_len = fdx__malloc((n ? n : 1) * sizeof(*s->by_len));
+    if (s->len_start == NULL || s->by_len == NULL)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        s->len_start[s->path_len[i] + 1]++;
+    for (size_t l = 1; l <= FDX__NLEN; l++)
+        s->len_start[l] += s->len_start[l - 1];
+    /* each length's start moves to its end, which is the next's start */
+    for (size_t i = 0; i < n; i++)
+        s->by_len[s->len_start[s->path_len[i]]++] = (uint32_t)i;
+    memmove(s->len_start + 1, s->len_start,
+            FDX__NLEN * sizeof(*s->len_start));
+    s->len_start[0] = 0;
+    return 0;
+}
+
+/* Appends to keep, from m on, the entries of [first, first + n) whose
+ * path has length l; stops past FDX__VOTE_MAX_CAND.  Returns the count. */
+static size_t len_window(const fdx_scan *s, size_t l, size_t first,
+                         size_t n, uint32_t *keep, size_t m)
+{
+    const uint32_t *b = s->by_len + s->len_start[l];
+    const uint32_t *e = s->by_len + s->len_start[l + 1];
+
+    while (b < e) {
+        const uint32_t *mid = b + (e - b) / 2;
+
+        if (*mid < first)
+            b = mid + 1;
+        else
+            e = mid;
+    }
+    e = s->by_len + s->len_start[l + 1];
+    for (; b < e && *b < first + n && m <= FDX__VOTE_MAX_CAND; b++)
+        keep[m++] = *b;
+    return m;
+}
+
+/* The few kept entries back in catalog order (three sorted lists). */
+static void keep_sort(uint32_t *keep, size_t m)
+{
+    for (size_t a = 1; a < m; a++)
+        for (size_t b = a; b > 0 && keep[b - 1] > keep[b]; b--) {
+            uint32_t t = keep[b];
+
+            keep[b] = keep[b - 1];
+            keep[b - 1] = t;
+        }
+}
+
 /*
  * The catalog files of [first, first + n) a connection may have carried,
  * into keep; more than FDX__VOTE_MAX_CAND of them (small files) say too
  * little to vote, and 0 is returned for them as for none.  With every path
- * length allowed that is known from n alone, without a look at the files.
+ * length allowed that is known from n alone, without a look at the files;
+ * with one length wanted (within a byte), from the index by length.
  */
 static size_t vote_cands(const fdx_scan *s, const fdx__modes *req,
                          const fdx__conn *c, int hdr, size_t first, size_t n,
@@ -224,11 +289,14 @@ static size_t vote_cands(const fdx_scan *s, const fdx__modes *req,
             keep[i] = (uint32_t)(first + i);
         return n;
     }
-    for (size_t i = first; i < first + n && m <= FDX__VOTE_MAX_CAND; i++)
-        if (llabs((int64_t)fdx__entry_path_len(s, i) - len) <=
-            FDX__REQ_TOL_HTTP)
-            keep[m++] = (uint32_t)i;
-    return m > FDX__VOTE_MAX_CAND ? 0 : m;
+    for (int64_t l = len - FDX__REQ_TOL_HTTP;
+         l <= len + FDX__REQ_TOL_HTTP && m <= FDX__VOTE_MAX_CAND; l++)
+        if (l >= 0 && l < (int64_t)FDX__NLEN)
+            m = len_window(s, (size_t)l, first, n, keep, m);
+    if (m > FDX__VOTE_MAX_CAND)
+        return 0;
+    keep_sort(keep, m);
+    return m;
 }
 
 /*
@@ -897,6 +965,8 @@ int fdx__servers_calibrate(fdx_scan *s)
 
     if (s->nconns == 0)
         return 0;
+    if ((rc = len_index_build(s)) != 0)
+        return rc;
     rc = conns_by_server(s, &idx, &sp);
     for (int pass = 0; pass < 2 && rc == 0; pass++) {
         for (size_t g = 0; g < sp.n && rc == 0; g++)

@@ -47,6 +47,8 @@ void fdx_scan_free(fdx_scan *s)
     fdx__free(s->path_cum);
     fdx__free(s->expected);
     fdx__free(s->path_len);
+    fdx__free(s->by_len);
+    fdx__free(s->len_start);
     fdx__free(s->file_class);
     fdx__free(s);
 }

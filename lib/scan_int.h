@@ -214,6 +214,8 @@ struct fdx_scan {
     uint32_t *entry_group;    /* per catalog entry: its release group */
     int16_t *entry_arch;      /* per entry: arch index, -1 any, -2 none */
     uint16_t *path_len;       /* per catalog entry: its path's length */
+    uint32_t *by_len;         /* entries by path length, then catalog order */
+    uint32_t *len_start;      /* by_len[len_start[L]..]: length L (model.c) */
     uint8_t *file_class;      /* per catalog entry: FDX__CLASS_* */
     uint64_t *path_cum;       /* path_cum[L]: catalog paths shorter than L */
     size_t path_max;          /* longest path length counted */
