@@ -139,6 +139,25 @@ static int u32_cmp(const void *a, const void *b)
 }
 
 /*
+ * Up to this many candidates are sorted by insertion, without qsort()'s
+ * call per comparison: the usual few windows of a connection give a few
+ * sorted runs.
+ */
+#define FDX__SMALL_SORT 64
+
+static void small_sort(uint32_t *v, size_t n)
+{
+    for (size_t a = 1; a < n; a++) {
+        uint32_t x = v[a];
+        size_t b = a;
+
+        for (; b > 0 && v[b - 1] > x; b--)
+            v[b] = v[b - 1];
+        v[b] = x;
+    }
+}
+
+/*
  * Windows of several classes and header sizes may overlap.  Most
  * connections fit one window, whose candidates come in catalog order:
  * those need no sort.
@@ -151,7 +170,10 @@ static void cands_unique(fdx__cands *cs)
         up++;
     if (up >= cs->n)
         return;
-    qsort(cs->v, cs->n, sizeof(*cs->v), u32_cmp);
+    if (cs->n <= FDX__SMALL_SORT)
+        small_sort(cs->v, cs->n);
+    else
+        qsort(cs->v, cs->n, sizeof(*cs->v), u32_cmp);
     for (size_t i = 0; i < cs->n; i++)
         if (i == 0 || cs->v[i] != cs->v[m - 1])
             cs->v[m++] = cs->v[i];
