@@ -50,12 +50,14 @@ typedef struct votes {
 
 /*
  * Compares with powers of ten rather than dividing: calibration, matching
- * and the keep-alive pair search ask this for every size they try.
+ * and the keep-alive pair search ask this for every size they try.  The
+ * bit length of v tells its digits to within one: bits * 1233 / 4096 is
+ * floor(log10(2^bits)), and one comparison settles it.
  */
 int fdx__digits(uint64_t v)
 {
-    static const uint64_t pow10[19] = {
-        10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL,
+    static const uint64_t pow10[20] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL,
         10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
         100000000000ULL, 1000000000000ULL, 10000000000000ULL,
         100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
@@ -63,9 +65,16 @@ int fdx__digits(uint64_t v)
         10000000000000000000ULL};
     int n = 1;
 
-    while (n <= 19 && v >= pow10[n - 1])
+    if (v < 10)
+        return 1;
+#if defined(__GNUC__)
+    n = ((64 - __builtin_clzll(v)) * 1233) >> 12;
+    return n + (v >= pow10[n]);
+#else
+    while (n <= 19 && v >= pow10[n])
         n++;
     return n;
+#endif
 }
 
 /*
