@@ -35,7 +35,18 @@ struct fdx_catalog {
     int64_t created;
     uint64_t *sizes;          /* every entry's size, contiguous: lookups
                                * search this, not the wider records */
+    uint32_t *bucket;         /* see FDX__CAT_BUCKET_BITS */
 };
+
+/*
+ * A size lookup first finds its bucket of 2^FDX__CAT_BUCKET_BITS bytes:
+ * bucket[k] is the first entry of size k << FDX__CAT_BUCKET_BITS or more,
+ * for the FDX__CAT_NBUCKET buckets below 16 MiB (1 MiB of table), so the
+ * binary search runs over a few entries instead of the whole catalog.
+ * Larger sizes are rare and searched above bucket[FDX__CAT_NBUCKET].
+ */
+#define FDX__CAT_BUCKET_BITS 6
+#define FDX__CAT_NBUCKET ((size_t)1 << (24 - FDX__CAT_BUCKET_BITS))
 
 
 /* Checks magic, version and both checksums. */
@@ -193,6 +204,23 @@ static int copy_sizes(fdx_catalog *c, const char *path, fdx_error *err)
     return 0;
 }
 
+/* The entries are sorted by size (check_records), so one walk fills it. */
+static int build_buckets(fdx_catalog *c, const char *path, fdx_error *err)
+{
+    uint32_t i = 0;
+
+    c->bucket = fdx__malloc((FDX__CAT_NBUCKET + 1) * sizeof(*c->bucket));
+    if (c->bucket == NULL)
+        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", path);
+    for (size_t k = 0; k <= FDX__CAT_NBUCKET; k++) {
+        while (i < c->nentries &&
+               c->sizes[i] < (uint64_t)k << FDX__CAT_BUCKET_BITS)
+            i++;
+        c->bucket[k] = i;
+    }
+    return 0;
+}
+
 int fdx_catalog_open(const char *path, fdx_catalog **out, fdx_error *err)
 {
     fdx_catalog *c = fdx__calloc(1, sizeof(*c));
@@ -205,7 +233,8 @@ int fdx_catalog_open(const char *path, fdx_catalog **out, fdx_error *err)
         (rc = check_header(c->base, c->len, path, err)) != 0 ||
         (rc = check_layout(c, path, err)) != 0 ||
         (rc = check_records(c, path, err)) != 0 ||
-        (rc = copy_sizes(c, path, err)) != 0) {
+        (rc = copy_sizes(c, path, err)) != 0 ||
+        (rc = build_buckets(c, path, err)) != 0) {
         fdx_catalog_close(c);
         return rc;
     }
@@ -222,6 +251,7 @@ void fdx_catalog_close(fdx_catalog *cat)
     else
         fdx__free((void *)cat->base);
     fdx__free(cat->sizes);
+    fdx__free(cat->bucket);
     fdx__free(cat);
 }
 
@@ -286,10 +316,19 @@ void fdx_catalog_origin(const fdx_catalog *cat, uint32_t i, fdx_origin *o)
 }
 
 /* First entry whose size is >= v (count when there is none). */
+/* The first entry of size v or more, searched within v's bucket. */
 static size_t lower_bound(const fdx_catalog *cat, uint64_t v)
 {
-    size_t lo = 0, hi = cat->nentries;
+    uint64_t k = v >> FDX__CAT_BUCKET_BITS;
+    size_t lo, hi;
 
+    if (k < FDX__CAT_NBUCKET) {
+        lo = cat->bucket[k];
+        hi = cat->bucket[k + 1];
+    } else {
+        lo = cat->bucket[FDX__CAT_NBUCKET];
+        hi = cat->nentries;
+    }
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
 

@@ -7,6 +7,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "internal.h"
 #include "scan_int.h"
@@ -29,12 +32,30 @@ static int src_is_server(uint16_t sport, uint16_t dport)
     return sport < dport;
 }
 
+static uint64_t half_hash(const fdx__half *h);
+
+/* Into the part of its tuple's hash: the parts are joined in hash order. */
 static int halves_push(fdx__halves *hv, const fdx__half *h)
 {
-    if (fdx__grow(&hv->v, &hv->cap, hv->n, sizeof(*hv->v)) < 0)
+    fdx__part *p;
+
+    if (hv->v == NULL &&
+        (hv->v = fdx__calloc(FDX__NPART, sizeof(*hv->v))) == NULL)
         return FDX_ENOMEM;
-    hv->v[hv->n++] = *h;
+    p = &hv->v[half_hash(h) >> (64 - FDX__NPART_BITS)];
+    if (fdx__grow(&p->v, &p->cap, p->n, sizeof(*p->v)) < 0)
+        return FDX_ENOMEM;
+    p->v[p->n++] = *h;
+    hv->n++;
     return 0;
+}
+
+void fdx__halves_free(fdx__halves *hv)
+{
+    for (size_t i = 0; hv->v != NULL && i < FDX__NPART; i++)
+        fdx__free(hv->v[i].v);
+    fdx__free(hv->v);
+    memset(hv, 0, sizeof(*hv));
 }
 
 static void half_orient(fdx__half *h, const fdx_addr *src,
@@ -99,18 +120,23 @@ static uint64_t addr_hash(uint64_t h, const fdx_addr *a)
     return fdx__mix64(fdx__mix64(h, fdx__be64(a->b)), fdx__be64(a->b + 8));
 }
 
-static uint64_t tuple_hash(const void *ctx, size_t i)
+static uint64_t half_hash(const fdx__half *h)
 {
-    const fdx__half *h = &((const fdx__halves *)ctx)->v[i];
     uint64_t k = addr_hash(addr_hash(0, &h->client), &h->server);
 
     return fdx__mix64(k, ((uint64_t)h->sport << 16) | h->cport);
 }
 
+/* The hash of half i of a part (ctx). */
+static uint64_t tuple_hash(const void *ctx, size_t i)
+{
+    return half_hash(&((const fdx__part *)ctx)->v[i]);
+}
+
 /* A run of one tuple's halves (a few records): insertion sort by time. */
 static void tuple_run(const void *ctx, uint32_t *idx, size_t n)
 {
-    const fdx__half *v = ((const fdx__halves *)ctx)->v;
+    const fdx__half *v = ((const fdx__part *)ctx)->v;
 
     for (size_t a = 1; a < n; a++)
         for (size_t b = a; b > 0 && half_cmp(&v[idx[b - 1]], &v[idx[b]]) > 0;
@@ -120,16 +146,6 @@ static void tuple_run(const void *ctx, uint32_t *idx, size_t n)
             idx[b] = idx[b - 1];
             idx[b - 1] = t;
         }
-}
-
-/*
- * Puts the halves of each 5-tuple together, in time order: by the tuple's
- * hash, then each run sorted fully.  *order is fdx__malloc'd; the halves
- * themselves do not move.
- */
-static int order_halves(const fdx__halves *hv, uint32_t **order)
-{
-    return fdx__order_by_key(hv->n, tuple_hash, tuple_run, hv, order);
 }
 
 static int same_tuple(const fdx__half *a, const fdx__half *b)
@@ -192,63 +208,160 @@ static int duplicate(const fdx__half *h, const fdx__half *prev)
            ms_apart(h->last_ms, prev->last_ms) <= FDX__DUP_MS;
 }
 
+/* The walk through the ordered halves, joining them. */
+typedef struct joiner {
+    fdx__conn *cv;
+    size_t n;
+    uint8_t closed[2];
+    const fdx__half *last[2], *prev;
+    uint64_t gap_ms, *dups;
+} joiner;
+
 /*
  * A record continues the current connection when it has the same 5-tuple,
  * starts within gap_ms of the connection's last activity, and its own
  * direction has not already been closed by FIN or RST (port reuse).
  * Duplicate records are dropped and counted.
  */
+static void join_half(joiner *j, const fdx__half *h)
+{
+    fdx__conn *c = j->n ? &j->cv[j->n - 1] : NULL;
+    int same = c != NULL && j->prev != NULL && same_tuple(j->prev, h);
+
+    j->prev = h;
+    if (same && duplicate(h, j->last[h->to_client])) {
+        (*j->dups)++;
+        return;
+    }
+    if (!same || h->first_ms > c->last_ms + j->gap_ms ||
+        j->closed[h->to_client]) {
+        c = &j->cv[j->n++];
+        conn_start(c, h);
+        j->closed[0] = j->closed[1] = 0;
+        j->last[0] = j->last[1] = NULL;
+    }
+    j->last[h->to_client] = h;
+    conn_add(c, h);
+    if (h->tcp_flags & (FDX__FIN | FDX__RST))
+        j->closed[h->to_client] = 1;
+}
+
+/*
+ * How many halves ahead of the walk are fetched into the cache: the walk
+ * visits a part's halves in hash order.
+ */
+#define FDX__PREFETCH 8
+
+/*
+ * The halves of a part are ordered by a hash of their 5-tuple; a run of
+ * one hash (one tuple, or two that share a hash) is put in full order, by
+ * tuple and time, just before it is joined, while its halves are cached.
+ */
+static void join_part(joiner *j, const fdx__part *p, uint32_t *order,
+                      const uint64_t *keys)
+{
+    size_t pf = 0;
+
+    /* a tuple's halves are all in one part: none continues the last */
+    j->prev = NULL;
+    for (size_t i = 0; i < p->n;) {
+        size_t e = i + 1;
+
+        while (e < p->n && keys[e] == keys[i])
+            e++;
+        for (; pf < e + FDX__PREFETCH && pf < p->n; pf++) {
+            const fdx__half *h = &p->v[order[pf]];
+
+            fdx__prefetch(h);
+            fdx__prefetch((const char *)(h + 1) - 1);
+        }
+        if (e - i > 1)
+            tuple_run(p, order + i, e - i);
+        for (; i < e; i++)
+            join_half(j, &p->v[order[i]]);
+    }
+}
+
+/*
+ * The halves freed part by part lie in the middle of glibc's heap when
+ * malloc served them from there (it does once the process has freed a
+ * large block, as inflating a compressed catalog does), and stay resident
+ * unless trimmed, while the connections grow elsewhere: every
+ * FDX__TRIM_PARTS parts they are given back.
+ */
+#define FDX__TRIM_PARTS 16
+
+static void give_back(void)
+{
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}
+
+/*
+ * The parts in order of the hash's top bits, each in order of the whole
+ * hash, give the connections in the order of one sort of all the halves
+ * by hash (stable, as the parts keep the order of arrival).  Each part
+ * is freed once joined, so its memory serves the connections.
+ */
+static int join_parts(joiner *j, fdx__halves *hv)
+{
+    for (size_t k = 0; k < FDX__NPART; k++) {
+        fdx__part *p = &hv->v[k];
+        uint32_t *order;
+        uint64_t *keys;
+        int rc;
+
+        if (p->n == 0)
+            continue;
+        /* the runs are sorted by join_part(), when their halves are
+         * cached */
+        if ((rc = fdx__sort_by_key(p->n, tuple_hash, p, &order, &keys)) != 0)
+            return rc;
+        join_part(j, p, order, keys);
+        fdx__free(order);
+        fdx__free(keys);
+        fdx__free(p->v);
+        memset(p, 0, sizeof(*p));
+        if (k % FDX__TRIM_PARTS == FDX__TRIM_PARTS - 1)
+            give_back();
+    }
+    return 0;
+}
+
 int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
                      size_t *nout, uint64_t *dups)
 {
-    fdx__conn *cv;
-    size_t n = 0;
-    uint8_t closed[2] = {0, 0};
-    const fdx__half *last[2] = {NULL, NULL}, *prev = NULL;
-    uint32_t *order;
+    joiner j;
     int rc;
 
     *out = NULL;
     *nout = 0;
-    if (hv->n == 0)
+    if (hv->n == 0) {
+        fdx__halves_free(hv);
         return 0;
-    if ((rc = order_halves(hv, &order)) != 0)
-        return rc;
-    cv = fdx__calloc(hv->n, sizeof(*cv));
-    if (cv == NULL) {
-        fdx__free(order);
-        return FDX_ENOMEM;
     }
-    for (size_t i = 0; i < hv->n; prev = &hv->v[order[i]], i++) {
-        const fdx__half *h = &hv->v[order[i]];
-        fdx__conn *c = n ? &cv[n - 1] : NULL;
-
-        if (c != NULL && same_tuple(prev, h) &&
-            duplicate(h, last[h->to_client])) {
-            (*dups)++;
-            continue;
-        }
-        if (c == NULL || !same_tuple(prev, h) ||
-            h->first_ms > c->last_ms + gap_ms || closed[h->to_client]) {
-            c = &cv[n++];
-            conn_start(c, h);
-            closed[0] = closed[1] = 0;
-            last[0] = last[1] = NULL;
-        }
-        last[h->to_client] = h;
-        conn_add(c, h);
-        if (h->tcp_flags & (FDX__FIN | FDX__RST))
-            closed[h->to_client] = 1;
-    }
-    fdx__free(order);
-    /* most halves pair up: give back what joining did not use */
-    if (n < hv->n) {
-        fdx__conn *shrunk = fdx__realloc(cv, n * sizeof(*cv));
+    memset(&j, 0, sizeof(j));
+    j.gap_ms = gap_ms;
+    j.dups = dups;
+    /* not zeroed: conn_start() clears each one used, and the pages of
+     * the ones joining leaves unused are never touched */
+    j.cv = fdx__malloc(hv->n * sizeof(*j.cv));
+    rc = j.cv != NULL ? join_parts(&j, hv) : FDX_ENOMEM;
+    if (j.n < hv->n && rc == 0) {
+        /* most halves pair up: give back what joining did not use */
+        fdx__conn *shrunk = fdx__realloc(j.cv, j.n * sizeof(*j.cv));
 
         if (shrunk != NULL)
-            cv = shrunk;
+            j.cv = shrunk;
     }
-    *out = cv;
-    *nout = n;
+    fdx__halves_free(hv);
+    give_back();
+    if (rc != 0) {
+        fdx__free(j.cv);
+        return rc;
+    }
+    *out = j.cv;
+    *nout = j.n;
     return 0;
 }

@@ -263,6 +263,7 @@ void fdx__hyps_free(fdx_scan *s)
     for (size_t i = 0; i < s->nhyps; i++) {
         fdx__free(s->hyps[i].sizes);
         fdx__free(s->hyps[i].isizes);
+        fdx__free(s->hyps[i].debs);
     }
     fdx__free(s->hyps);
     fdx__free(s->origin_group);
@@ -479,7 +480,10 @@ typedef struct pair {
 static void pair_try(const fdx_scan *s, size_t best, size_t a, int64_t rest,
                      int64_t lb, pair *pr)
 {
-    for (int k = 1; k <= 12 && pr->found < 2; k++) {
+    int k0, k1;
+
+    fdx__digit_range(rest, &k0, &k1);
+    for (int k = k0; k <= k1 && pr->found < 2; k++) {
         int64_t sb = rest - k;
         size_t first, n;
 
@@ -508,6 +512,56 @@ static void pair_try(const fdx_scan *s, size_t best, size_t a, int64_t rest,
     }
 }
 
+/*
+ * Hypothesis best's .deb entries, in catalog order, listed once: every
+ * pair search would otherwise walk the whole catalog to find them.
+ * Returns NULL when out of memory; the search then walks the catalog.
+ */
+static const uint32_t *hyp_debs(fdx_scan *s, size_t best, size_t *n)
+{
+    fdx__hyp *h = &s->hyps[best];
+    size_t nc = fdx_catalog_count(s->cat), m = 0;
+    uint32_t *debs;
+
+    if (h->debs == NULL) {
+        h->debs = fdx__malloc((nc ? nc : 1) * sizeof(*h->debs));
+        if (h->debs == NULL)
+            return NULL;
+        for (size_t a = 0; a < nc; a++)
+            if (fdx__entry_class(s, a) == FDX__CLASS_DEB &&
+                fdx__entry_in_hyp(s, a, best))
+                h->debs[m++] = (uint32_t)a;
+        h->ndebs = m;
+        debs = fdx__realloc(h->debs, (m ? m : 1) * sizeof(*debs));
+        if (debs != NULL)
+            h->debs = debs;
+    }
+    *n = h->ndebs;
+    return h->debs;
+}
+
+/* Each .deb of best at most half of size_sum, smallest first, tried as
+ * the smaller file of the pair. */
+static void pair_walk(fdx_scan *s, size_t best, int64_t size_sum,
+                      int64_t len_sum, pair *pr)
+{
+    size_t nd = 0, n = fdx_catalog_count(s->cat);
+    const uint32_t *debs = hyp_debs(s, best, &nd);
+
+    for (size_t i = 0; i < (debs ? nd : n) && pr->found < 2; i++) {
+        size_t a = debs ? debs[i] : i;
+        int64_t sa = (int64_t)fdx_catalog_size(s->cat, a);
+
+        if (2 * sa > size_sum)
+            break;
+        if (debs == NULL && (fdx__entry_class(s, a) != FDX__CLASS_DEB ||
+                             !fdx__entry_in_hyp(s, a, best)))
+            continue;
+        pair_try(s, best, a, size_sum - sa - fdx__digits((uint64_t)sa),
+                 len_sum - (int64_t)fdx__entry_path_len(s, a), pr);
+    }
+}
+
 static int pair_search(fdx_scan *s, const fdx__conn *c, size_t best,
                        pair *pr)
 {
@@ -525,17 +579,7 @@ static int pair_search(fdx_scan *s, const fdx__conn *c, size_t best,
     len_sum = q - 2 * (int64_t)sv->req.d[0];
     size_sum = p - 2 * (int64_t)sv->base[0][FDX__CLASS_DEB].d[0];
     /* the smaller file of the pair is at most half of both */
-    for (size_t a = 0; a < fdx_catalog_count(s->cat) && pr->found < 2; a++) {
-        int64_t sa = (int64_t)fdx_catalog_size(s->cat, a);
-
-        if (2 * sa > size_sum)
-            break;
-        if (fdx__entry_class(s, a) != FDX__CLASS_DEB ||
-            !fdx__entry_in_hyp(s, a, best))
-            continue;
-        pair_try(s, best, a, size_sum - sa - fdx__digits((uint64_t)sa),
-                 len_sum - (int64_t)fdx__entry_path_len(s, a), pr);
-    }
+    pair_walk(s, best, size_sum, len_sum, pr);
     return pr->found == 1;
 }
 

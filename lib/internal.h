@@ -55,14 +55,20 @@ int fdx__radix_sort(uint64_t *keys, uint32_t *idx, size_t n);
 /*
  * Orders the indexes 0..n-1 by key(ctx, i) with fdx__radix_sort(), then
  * calls run(ctx, idx, len) on each run of indexes with equal keys (a hash
- * may put two groups in one run: run sorts it out).  *out is
- * fdx__malloc'd.  Returns 0 or FDX_ENOMEM.
+ * may put two groups in one run: run sorts it out; NULL leaves that to
+ * the caller).  *out is fdx__malloc'd.  Returns 0 or FDX_ENOMEM.
  */
 typedef uint64_t (*fdx__key_fn)(const void *ctx, size_t i);
 typedef void (*fdx__run_fn)(const void *ctx, uint32_t *idx, size_t n);
 
 int fdx__order_by_key(size_t n, fdx__key_fn key, fdx__run_fn run,
                       const void *ctx, uint32_t **out);
+
+/* The same without the runs: *out the indexes and *out_keys their keys
+ * in that order, both fdx__malloc'd, for a caller that walks the runs
+ * itself. */
+int fdx__sort_by_key(size_t n, fdx__key_fn key, const void *ctx,
+                     uint32_t **out, uint64_t **out_keys);
 
 /* Mixes v into the running 64-bit hash h (for grouping keys). */
 static inline uint64_t fdx__mix64(uint64_t h, uint64_t v)
@@ -72,6 +78,14 @@ static inline uint64_t fdx__mix64(uint64_t h, uint64_t v)
     h *= 0xbf58476d1ce4e5b9ULL;
     return h ^ (h >> 29);
 }
+
+/* Asks for the cache lines of *p ahead of a random access (a no-op where
+ * the compiler has no such builtin). */
+#if defined(__GNUC__)
+#define fdx__prefetch(p) __builtin_prefetch(p)
+#else
+#define fdx__prefetch(p) ((void)(p))
+#endif
 
 /* CRC-32 (zlib's) of a buffer of any length. */
 uint32_t fdx__crc32(const uint8_t *p, size_t n);

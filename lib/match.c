@@ -58,7 +58,10 @@ static void window_note(fdx__cands *cs, uint64_t lo, uint64_t hi, int index)
 static void http_class(const fdx_scan *s, fdx__cands *cs, int64_t t, int cls,
                        int64_t tol)
 {
-    for (int k = 1; k <= 12; k++) {
+    int k0, k1;
+
+    fdx__digit_range(t, &k0, &k1);
+    for (int k = k0; k <= k1; k++) {
         int64_t s0 = t - k;
         uint64_t lo, hi;
         size_t first, n;
@@ -149,12 +152,42 @@ static int u32_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Windows of several classes and header sizes may overlap. */
+/*
+ * Up to this many candidates are sorted by insertion, without qsort()'s
+ * call per comparison: the usual few windows of a connection give a few
+ * sorted runs.
+ */
+#define FDX__SMALL_SORT 64
+
+static void small_sort(uint32_t *v, size_t n)
+{
+    for (size_t a = 1; a < n; a++) {
+        uint32_t x = v[a];
+        size_t b = a;
+
+        for (; b > 0 && v[b - 1] > x; b--)
+            v[b] = v[b - 1];
+        v[b] = x;
+    }
+}
+
+/*
+ * Windows of several classes and header sizes may overlap.  Most
+ * connections fit one window, whose candidates come in catalog order:
+ * those need no sort.
+ */
 static void cands_unique(fdx__cands *cs)
 {
-    size_t m = 0;
+    size_t m = 0, up = 1;
 
-    qsort(cs->v, cs->n, sizeof(*cs->v), u32_cmp);
+    while (up < cs->n && cs->v[up - 1] < cs->v[up])
+        up++;
+    if (up >= cs->n)
+        return;
+    if (cs->n <= FDX__SMALL_SORT)
+        small_sort(cs->v, cs->n);
+    else
+        qsort(cs->v, cs->n, sizeof(*cs->v), u32_cmp);
     for (size_t i = 0; i < cs->n; i++)
         if (i == 0 || cs->v[i] != cs->v[m - 1])
             cs->v[m++] = cs->v[i];

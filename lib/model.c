@@ -48,15 +48,51 @@ typedef struct votes {
     size_t n, cap;
 } votes;
 
+/*
+ * Compares with powers of ten rather than dividing: calibration, matching
+ * and the keep-alive pair search ask this for every size they try.  The
+ * bit length of v tells its digits to within one: bits * 1233 / 4096 is
+ * floor(log10(2^bits)), and one comparison settles it.
+ */
 int fdx__digits(uint64_t v)
 {
+    static const uint64_t pow10[20] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL,
+        10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
+        100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+        100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+        100000000000000000ULL, 1000000000000000000ULL,
+        10000000000000000000ULL};
     int n = 1;
 
-    while (v >= 10) {
-        v /= 10;
+    if (v < 10)
+        return 1;
+#if defined(__GNUC__)
+    n = ((64 - __builtin_clzll(v)) * 1233) >> 12;
+    return n + (v >= pow10[n]);
+#else
+    while (n <= 19 && v >= pow10[n])
         n++;
-    }
     return n;
+#endif
+}
+
+/*
+ * t - k runs over the twelve values t - 12 .. t - 1, whose digits are
+ * those of its two ends and any between; a k outside that range never
+ * equals the digits of t - k.
+ */
+void fdx__digit_range(int64_t t, int *klo, int *khi)
+{
+    int hi;
+
+    *klo = 1;
+    *khi = 0;
+    if (t < 2)
+        return;
+    *klo = fdx__digits((uint64_t)(t > 13 ? t - 12 : 1));
+    hi = fdx__digits((uint64_t)(t - 1));
+    *khi = hi < 12 ? hi : 12;
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -114,23 +150,162 @@ static int vote_cmp(const void *a, const void *b)
 }
 
 /*
- * One connection's votes.  Connections that fit more than
- * FDX__VOTE_MAX_CAND catalog files (small ones) say too little to vote.
+ * Sorts votes as vote_cmp() does.  They are pushed connection by
+ * connection, in increasing id, so a stable sort by variant, class and d
+ * alone gives vote_cmp()'s order; the radix sort does that without a call
+ * per comparison (a busy server's calibration sorts hundreds of thousands
+ * of votes).  Few votes, votes out of connection order, or no memory for
+ * the keys: qsort().
  */
-/*
- * True when entry e's path has the length the request side allows (always
- * when no request constant is known yet or the request was not seen).
- */
-static int path_fits(const fdx_scan *s, const fdx__modes *req,
-                     const fdx__conn *c, int hdr, size_t entry)
+#define FDX__VOTE_RADIX_MIN 256
+
+static int votes_radix(vote *v, size_t n, uint64_t *keys, uint32_t *idx,
+                       vote *tmp)
 {
-    int64_t q, len;
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = (uint64_t)v[i].variant << 40 | (uint64_t)v[i].cls << 32 |
+                  ((uint32_t)v[i].d ^ 0x80000000u);
+        idx[i] = (uint32_t)i;
+    }
+    if (fdx__radix_sort(keys, idx, n) != 0)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = v[idx[i]];
+    memcpy(v, tmp, n * sizeof(*v));
+    return 0;
+}
+
+static void votes_sort(vote *v, size_t n)
+{
+    uint64_t *keys = NULL;
+    uint32_t *idx = NULL;
+    vote *tmp = NULL;
+    int ok = n >= FDX__VOTE_RADIX_MIN;
+
+    for (size_t i = 1; i < n && ok; i++)
+        ok = v[i - 1].conn <= v[i].conn;
+    if (ok) {
+        keys = fdx__malloc(n * sizeof(*keys));
+        idx = fdx__malloc(n * sizeof(*idx));
+        tmp = fdx__malloc(n * sizeof(*tmp));
+        ok = keys != NULL && idx != NULL && tmp != NULL &&
+             votes_radix(v, n, keys, idx, tmp) == 0;
+    }
+    if (!ok)
+        qsort(v, n, sizeof(*v), vote_cmp);
+    fdx__free(keys);
+    fdx__free(idx);
+    fdx__free(tmp);
+}
+
+/*
+ * The path length the request side asks for, when a request constant is
+ * known (req) and the request was seen; 0 when any length fits.
+ */
+static int wanted_path_len(const fdx__modes *req, const fdx__conn *c,
+                           int hdr, int64_t *len)
+{
+    int64_t q;
 
     if (req == NULL || req->n == 0 || !fdx__request_octets(c, hdr, &q))
-        return 1;
-    len = q - req->d[0];
-    return llabs((int64_t)fdx__entry_path_len(s, entry) - len) <=
-           FDX__REQ_TOL_HTTP;
+        return 0;
+    *len = q - req->d[0];
+    return 1;
+}
+
+/* Path lengths are kept in 16 bits (fdx__path_hist_build). */
+#define FDX__NLEN ((size_t)UINT16_MAX + 1)
+
+/*
+ * The catalog's entries by path length, each length's in catalog order:
+ * the second round of votes wants the files of one path length in a
+ * window of sizes, and would otherwise look at every file of the window
+ * (thousands, for small files).  A counting sort, once per scan.
+ */
+static int len_index_build(fdx_scan *s)
+{
+    size_t n = fdx_catalog_count(s->cat);
+
+    s->len_start = fdx__calloc(FDX__NLEN + 1, sizeof(*s->len_start));
+    s->by_len = fdx__malloc((n ? n : 1) * sizeof(*s->by_len));
+    if (s->len_start == NULL || s->by_len == NULL)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        s->len_start[s->path_len[i] + 1]++;
+    for (size_t l = 1; l <= FDX__NLEN; l++)
+        s->len_start[l] += s->len_start[l - 1];
+    /* each length's start moves to its end, which is the next's start */
+    for (size_t i = 0; i < n; i++)
+        s->by_len[s->len_start[s->path_len[i]]++] = (uint32_t)i;
+    memmove(s->len_start + 1, s->len_start,
+            FDX__NLEN * sizeof(*s->len_start));
+    s->len_start[0] = 0;
+    return 0;
+}
+
+/* Appends to keep, from m on, the entries of [first, first + n) whose
+ * path has length l; stops past FDX__VOTE_MAX_CAND.  Returns the count. */
+static size_t len_window(const fdx_scan *s, size_t l, size_t first,
+                         size_t n, uint32_t *keep, size_t m)
+{
+    const uint32_t *b = s->by_len + s->len_start[l];
+    const uint32_t *e = s->by_len + s->len_start[l + 1];
+
+    while (b < e) {
+        const uint32_t *mid = b + (e - b) / 2;
+
+        if (*mid < first)
+            b = mid + 1;
+        else
+            e = mid;
+    }
+    e = s->by_len + s->len_start[l + 1];
+    for (; b < e && *b < first + n && m <= FDX__VOTE_MAX_CAND; b++)
+        keep[m++] = *b;
+    return m;
+}
+
+/* The few kept entries back in catalog order (three sorted lists). */
+static void keep_sort(uint32_t *keep, size_t m)
+{
+    for (size_t a = 1; a < m; a++)
+        for (size_t b = a; b > 0 && keep[b - 1] > keep[b]; b--) {
+            uint32_t t = keep[b];
+
+            keep[b] = keep[b - 1];
+            keep[b - 1] = t;
+        }
+}
+
+/*
+ * The catalog files of [first, first + n) a connection may have carried,
+ * into keep; more than FDX__VOTE_MAX_CAND of them (small files) say too
+ * little to vote, and 0 is returned for them as for none.  With every path
+ * length allowed that is known from n alone, without a look at the files;
+ * with one length wanted (within a byte), from the index by length.
+ */
+static size_t vote_cands(const fdx_scan *s, const fdx__modes *req,
+                         const fdx__conn *c, int hdr, size_t first, size_t n,
+                         uint32_t *keep)
+{
+    int64_t len;
+    size_t m = 0;
+
+    if (!wanted_path_len(req, c, hdr, &len)) {
+        if (n > FDX__VOTE_MAX_CAND)
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            keep[i] = (uint32_t)(first + i);
+        return n;
+    }
+    for (int64_t l = len - FDX__REQ_TOL_HTTP;
+         l <= len + FDX__REQ_TOL_HTTP && m <= FDX__VOTE_MAX_CAND; l++)
+        if (l >= 0 && l < (int64_t)FDX__NLEN)
+            m = len_window(s, (size_t)l, first, n, keep, m);
+    if (m > FDX__VOTE_MAX_CAND)
+        return 0;
+    keep_sort(keep, m);
+    return m;
 }
 
 /*
@@ -146,7 +321,7 @@ static int conn_votes(const fdx_scan *s, const fdx__conn *c, uint32_t id,
     for (int variant = 0; variant < 2; variant++) {
         int hdr = fdx__hdr_octets(v4, variant);
         uint64_t p, lo, hi;
-        size_t first, n, m = 0;
+        size_t first, n, m;
 
         if (c->s2c_packets * (uint64_t)hdr + FDX__VOTE_H_MIN >= c->s2c_octets ||
             (req == NULL && c->s2c_octets < FDX__VOTE_MIN_OCTETS))
@@ -155,12 +330,8 @@ static int conn_votes(const fdx_scan *s, const fdx__conn *c, uint32_t id,
         lo = p > FDX__VOTE_H_MAX ? p - FDX__VOTE_H_MAX : 0;
         hi = p - FDX__VOTE_H_MIN;
         n = fdx_catalog_range(s->cat, lo, hi, &first);
-        if (n > FDX__VOTE_SCAN_MAX)
-            continue;
-        for (size_t i = first; i < first + n && m <= FDX__VOTE_MAX_CAND; i++)
-            if (path_fits(s, req, c, hdr, i))
-                keep[m++] = (uint32_t)i;
-        if (m == 0 || m > FDX__VOTE_MAX_CAND)
+        if (n > FDX__VOTE_SCAN_MAX ||
+            (m = vote_cands(s, req, c, hdr, first, n, keep)) == 0)
             continue;
         for (size_t i = 0; i < m; i++) {
             uint64_t size = fdx_catalog_size(s->cat, keep[i]);
@@ -309,7 +480,7 @@ static void find_modes(vote *v, size_t n, int32_t hw, uint32_t min_conns,
 /* Adds to each learned (variant, class) the other sizes votes agree on. */
 static void pick_alternates(fdx__server *sv, vote *v, size_t n)
 {
-    qsort(v, n, sizeof(*v), vote_cmp);
+    votes_sort(v, n);
     for (size_t i = 0; i < n;) {
         size_t j = i, k = 0;
         fdx__modes *b = &sv->base[v[i].variant][v[i].cls], alt;
@@ -374,7 +545,7 @@ static void pick_bases(fdx__server *sv, vote *v, size_t n)
     uint32_t *ids = NULL;
     size_t first_end, nids = 0;
 
-    qsort(v, n, sizeof(*v), vote_cmp);
+    votes_sort(v, n);
     for (first_end = 0; first_end < n && v[first_end].variant == 0;)
         first_end++;
     for (size_t i = 0; i < n;) {
@@ -410,11 +581,7 @@ static int conn_server_cmp(const void *a, const void *b, void *arg)
     return (int)x->sport - (int)y->sport;
 }
 
-/*
- * The connections' indexes grouped by server endpoint (by a hash of it,
- * and a full sort of a run should two endpoints share a hash).  *out is
- * fdx__malloc'd.
- */
+/* The hash of connection i's server endpoint, which groups them. */
 static uint64_t server_hash(const void *ctx, size_t i)
 {
     const fdx__conn *c = &((const fdx_scan *)ctx)->conns[i];
@@ -423,21 +590,93 @@ static uint64_t server_hash(const void *ctx, size_t i)
                                  fdx__be64(c->server.b + 8)), 1);
 }
 
-/* A run is one server's connections, unless two shared a hash. */
-static void server_run(const void *ctx, uint32_t *idx, size_t n)
-{
-    fdx__conn *cv = ((const fdx_scan *)ctx)->conns;
+/*
+ * One server endpoint's connections: idx[start .. start + n), and how
+ * many of them (at most two) could vote, counted while they are cached.
+ */
+typedef struct span {
+    uint32_t start, n;
+    uint8_t voters;
+} span;
 
-    for (size_t j = 1; j < n; j++)
-        if (conn_server_cmp(&idx[0], &idx[j], cv) != 0) {
-            qsort_r(idx, n, sizeof(*idx), conn_server_cmp, cv);
-            return;
-        }
+typedef struct spans {
+    span *v;
+    size_t n, cap;
+} spans;
+
+static size_t voters_in(const fdx_scan *s, const uint32_t *idx, size_t n);
+
+static int span_push(const fdx_scan *s, const uint32_t *idx, spans *sp,
+                     size_t start, size_t n)
+{
+    if (fdx__grow(&sp->v, &sp->cap, sp->n, sizeof(*sp->v)) < 0)
+        return FDX_ENOMEM;
+    sp->v[sp->n].start = (uint32_t)start;
+    sp->v[sp->n].n = (uint32_t)n;
+    sp->v[sp->n++].voters = (uint8_t)voters_in(s, idx + start, n);
+    return 0;
 }
 
-static int conns_by_server(const fdx_scan *s, uint32_t **out)
+/*
+ * A run of one hash is one endpoint's connections, unless two endpoints
+ * share the hash: those are sorted apart, by address and port, and split.
+ */
+static int run_spans(const fdx_scan *s, uint32_t *idx, size_t start,
+                     size_t n, spans *sp)
 {
-    return fdx__order_by_key(s->nconns, server_hash, server_run, s, out);
+    fdx__conn *cv = s->conns;
+    size_t k = 1, end = start + n;
+    int rc = 0;
+
+    while (k < n && conn_server_cmp(&idx[start], &idx[start + k], cv) == 0)
+        k++;
+    if (k == n)
+        return span_push(s, idx, sp, start, n);
+    qsort_r(idx + start, n, sizeof(*idx), conn_server_cmp, cv);
+    for (size_t i = start; i < end && rc == 0;) {
+        size_t j = i + 1;
+
+        while (j < end && conn_server_cmp(&idx[i], &idx[j], cv) == 0)
+            j++;
+        rc = span_push(s, idx, sp, i, j - i);
+        i = j;
+    }
+    return rc;
+}
+
+/*
+ * How many connections ahead of the grouping are fetched into the cache:
+ * it visits them in hash order, a cache miss each otherwise.
+ */
+#define FDX__PREFETCH_CONNS 16
+
+/*
+ * The connections' indexes grouped by server endpoint (*idx, by a hash
+ * of it), and the span of each endpoint (*sp), found once for both
+ * passes of the calibration.  Both are fdx__malloc'd.
+ */
+static int conns_by_server(const fdx_scan *s, uint32_t **idx, spans *sp)
+{
+    uint64_t *keys;
+    size_t pf = 0;
+    int rc = fdx__sort_by_key(s->nconns, server_hash, s, idx, &keys);
+
+    for (size_t i = 0; i < s->nconns && rc == 0;) {
+        size_t j = i + 1;
+
+        while (j < s->nconns && keys[j] == keys[i])
+            j++;
+        for (; pf < j + FDX__PREFETCH_CONNS && pf < s->nconns; pf++) {
+            const fdx__conn *c = &s->conns[(*idx)[pf]];
+
+            fdx__prefetch(c);
+            fdx__prefetch((const char *)(c + 1) - 1);
+        }
+        rc = run_spans(s, *idx, i, j - i, sp);
+        i = j;
+    }
+    fdx__free(keys);
+    return rc;
 }
 
 static int dbl_cmp(const void *a, const void *b)
@@ -523,7 +762,7 @@ static int calibrate_request(fdx_scan *s, fdx__server *sv,
             rc = conn_req_votes(s, sv, c, idx[i], scratch, &vs);
     }
     if (rc == 0 && vs.n > 0) {
-        qsort(vs.v, vs.n, sizeof(*vs.v), vote_cmp);
+        votes_sort(vs.v, vs.n);
         /* one value: a second one is mostly lost segments, whose
          * duplicate ACKs carry SACK options, not another client */
         find_modes(vs.v, vs.n, FDX__REQ_TOL_HTTP, 2, 1, 1.0, &sv->req);
@@ -704,10 +943,11 @@ static int repository_addr(const fdx_scan *s, size_t n, const fdx_addr *a)
  * One run of connections to one server endpoint.  The first pass learns
  * HTTP servers, and keeps those it could calibrate: only they are
  * repository servers.  The second keeps TLS ports on their addresses;
- * HTTPS elsewhere is no repository flowdex knows.
+ * HTTPS elsewhere is no repository flowdex knows.  voters: voters_in()
+ * of the run.
  */
 static int server_group(fdx_scan *s, int pass, const uint32_t *idx,
-                        size_t n, size_t *cap)
+                        size_t n, size_t voters, size_t *cap)
 {
     const fdx__conn *c = &s->conns[idx[0]];
     fdx__server sv;
@@ -718,7 +958,7 @@ static int server_group(fdx_scan *s, int pass, const uint32_t *idx,
     sv.port = c->sport;
     sv.tls = (uint8_t)is_tls_port(sv.port);
     if (pass == 0) {
-        if (sv.tls || voters_in(s, idx, n) < 2)
+        if (sv.tls || voters < 2)
             return 0;
         if ((rc = calibrate_sampled(s, &sv, idx, n)) != 0)
             return rc;
@@ -732,28 +972,25 @@ static int server_group(fdx_scan *s, int pass, const uint32_t *idx,
 
 int fdx__servers_calibrate(fdx_scan *s)
 {
-    uint32_t *idx;
+    uint32_t *idx = NULL;
+    spans sp = {NULL, 0, 0};
     size_t cap = 0;
     int rc = 0;
 
     if (s->nconns == 0)
         return 0;
-    if ((rc = conns_by_server(s, &idx)) != 0)
+    if ((rc = len_index_build(s)) != 0)
         return rc;
+    rc = conns_by_server(s, &idx, &sp);
     for (int pass = 0; pass < 2 && rc == 0; pass++) {
-        for (size_t i = 0; i < s->nconns && rc == 0;) {
-            size_t j = i + 1;
-
-            while (j < s->nconns &&
-                   conn_server_cmp(&idx[i], &idx[j], s->conns) == 0)
-                j++;
-            rc = server_group(s, pass, idx + i, j - i, &cap);
-            i = j;
-        }
+        for (size_t g = 0; g < sp.n && rc == 0; g++)
+            rc = server_group(s, pass, idx + sp.v[g].start, sp.v[g].n,
+                              sp.v[g].voters, &cap);
         if (pass == 0)
             s->st.servers_calibrated = s->nservers;
     }
     fdx__free(idx);
+    fdx__free(sp.v);
     if (s->nservers > 0)
         qsort(s->servers, s->nservers, sizeof(*s->servers), server_cmp);
     return rc;

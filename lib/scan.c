@@ -42,11 +42,13 @@ void fdx_scan_free(fdx_scan *s)
     fdx__free(s->lr);
     fdx__free(s->servers);
     fdx__free(s->conns);
-    fdx__free(s->halves.v);
+    fdx__halves_free(&s->halves);
     fdx__hyps_free(s);
     fdx__free(s->path_cum);
     fdx__free(s->expected);
     fdx__free(s->path_len);
+    fdx__free(s->by_len);
+    fdx__free(s->len_start);
     fdx__free(s->file_class);
     fdx__free(s);
 }
@@ -89,9 +91,9 @@ int fdx_scan_add(void *ud, const fdx_flow *flow)
     return rc < 0 ? rc : 0;
 }
 
-/* Keeps one more piece of evidence: its record, connection and scores. */
+/* Keeps one more piece of evidence: its record and scores. */
 static int ev_keep(fdx_scan *s, size_t *cap, const fdx_evidence *ev,
-                   const double *lr, fdx__conn *c)
+                   const double *lr)
 {
     size_t nh = s->nhyps ? s->nhyps : 1, c1 = *cap, c2 = *cap;
 
@@ -100,10 +102,58 @@ static int ev_keep(fdx_scan *s, size_t *cap, const fdx_evidence *ev,
         fdx__grow(&s->lr, &c2, s->nev, nh * sizeof(*s->lr)) < 0)
         return FDX_ENOMEM;
     s->ev[s->nev] = *ev;
-    s->ev_conn[s->nev] = c;
     memcpy(&s->lr[s->nev * nh], lr, nh * sizeof(*lr));
     s->nev++;
     return 0;
+}
+
+static void count_kind(fdx_scan *s, const fdx_evidence *ev)
+{
+    s->st.downloads += ev->kind != FDX_EV_SAMPLED;
+    s->st.identified += ev->kind == FDX_EV_FILE;
+    s->st.ambiguous += ev->kind == FDX_EV_AMBIGUOUS;
+    s->st.multi += ev->kind == FDX_EV_MULTI;
+    s->st.unmatched += ev->kind == FDX_EV_UNMATCHED;
+}
+
+/*
+ * Only connections to a repository server, and sampled web connections,
+ * can give evidence (fdx__match_conn()).  The others are given back
+ * before matching, so that the evidence is not kept alongside them.
+ */
+static void conns_matchable(fdx_scan *s)
+{
+    size_t m = 0;
+    fdx__conn *shrunk;
+
+    for (size_t i = 0; i < s->nconns; i++) {
+        const fdx__conn *c = &s->conns[i];
+
+        if ((c->sampled && (c->sport == 80 || c->sport == 443)) ||
+            fdx__server_find(s, &c->server, c->sport) != NULL)
+            s->conns[m++] = *c;
+    }
+    s->nconns = m;
+    shrunk = fdx__realloc(s->conns, (m ? m : 1) * sizeof(*shrunk));
+    if (shrunk != NULL)
+        s->conns = shrunk;
+}
+
+/*
+ * Only the connections with evidence are needed after matching: they are
+ * moved to the front, in order, and the rest given back, so that the
+ * connection of evidence k is conns[k].
+ */
+static void conns_keep(fdx_scan *s)
+{
+    fdx__conn *shrunk;
+
+    s->nconns = s->nev;
+    shrunk = fdx__realloc(s->conns, (s->nev ? s->nev : 1) * sizeof(*shrunk));
+    if (shrunk != NULL)
+        s->conns = shrunk;
+    for (size_t k = 0; k < s->nev; k++)
+        s->ev_conn[k] = &s->conns[k];
 }
 
 /*
@@ -120,21 +170,21 @@ static int match_all(fdx_scan *s)
 
     if (scratch == NULL || lr == NULL)
         rc = FDX_ENOMEM;
+    conns_matchable(s);
     for (size_t i = 0; i < s->nconns && rc == 0; i++) {
         fdx_evidence ev;
 
         fdx__match_conn(s, &s->conns[i], &ev, lr, scratch, FDX__SCRATCH);
         if (ev.kind == 0)
             continue;
-        s->st.downloads += ev.kind != FDX_EV_SAMPLED;
-        s->st.identified += ev.kind == FDX_EV_FILE;
-        s->st.ambiguous += ev.kind == FDX_EV_AMBIGUOUS;
-        s->st.multi += ev.kind == FDX_EV_MULTI;
-        s->st.unmatched += ev.kind == FDX_EV_UNMATCHED;
-        rc = ev_keep(s, &cap, &ev, lr, &s->conns[i]);
+        count_kind(s, &ev);
+        if ((rc = ev_keep(s, &cap, &ev, lr)) == 0)
+            s->conns[s->nev - 1] = s->conns[i];
     }
     fdx__free(scratch);
     fdx__free(lr);
+    if (rc == 0)
+        conns_keep(s);
     return rc;
 }
 
@@ -150,31 +200,50 @@ static int ev_client_cmp(const void *a, const void *b, void *arg)
     return (x->first_ms > y->first_ms) - (x->first_ms < y->first_ms);
 }
 
-/* Moves evidence i of each array to position k of the new ones. */
-static int ev_permute(fdx_scan *s, const uint32_t *order)
+/* Evidence from, its connection and scores, to position to. */
+static void ev_move(fdx_scan *s, size_t to, size_t from, size_t nh)
 {
-    size_t nh = s->nhyps ? s->nhyps : 1, n = s->nev ? s->nev : 1;
-    fdx_evidence *ev = fdx__malloc(n * sizeof(*ev));
-    fdx__conn **ec = fdx__malloc(n * sizeof(*ec));
-    double *lr = fdx__malloc(n * nh * sizeof(*lr));
+    s->ev[to] = s->ev[from];
+    s->ev_conn[to] = s->ev_conn[from];
+    memcpy(&s->lr[to * nh], &s->lr[from * nh], nh * sizeof(*s->lr));
+}
 
-    if (ev == NULL || ec == NULL || lr == NULL) {
-        fdx__free(ev);
-        fdx__free(ec);
-        fdx__free(lr);
+/*
+ * Moves evidence order[k] of each array to position k, in place, one
+ * cycle of the permutation at a time through one spare element: a second
+ * copy of the evidence and its scores would be the scan's peak of memory.
+ * The positions done are marked in order itself.
+ */
+static int ev_permute(fdx_scan *s, uint32_t *order)
+{
+    size_t nh = s->nhyps ? s->nhyps : 1;
+    double *lr = fdx__malloc(nh * sizeof(*lr));
+
+    if (lr == NULL)
         return FDX_ENOMEM;
-    }
     for (size_t k = 0; k < s->nev; k++) {
-        ev[k] = s->ev[order[k]];
-        ec[k] = s->ev_conn[order[k]];
-        memcpy(&lr[k * nh], &s->lr[order[k] * nh], nh * sizeof(*lr));
+        fdx_evidence ev;
+        fdx__conn *ec;
+        size_t j = k;
+
+        if (order[k] == k)
+            continue;
+        ev = s->ev[k];
+        ec = s->ev_conn[k];
+        memcpy(lr, &s->lr[k * nh], nh * sizeof(*lr));
+        while (order[j] != k) {
+            size_t from = order[j];
+
+            ev_move(s, j, from, nh);
+            order[j] = (uint32_t)j;
+            j = from;
+        }
+        s->ev[j] = ev;
+        s->ev_conn[j] = ec;
+        memcpy(&s->lr[j * nh], lr, nh * sizeof(*lr));
+        order[j] = (uint32_t)j;
     }
-    fdx__free(s->ev);
-    fdx__free(s->ev_conn);
-    fdx__free(s->lr);
-    s->ev = ev;
-    s->ev_conn = ec;
-    s->lr = lr;
+    fdx__free(lr);
     return 0;
 }
 
@@ -211,8 +280,7 @@ int fdx_scan_finish(fdx_scan *s)
     s->finished = 1;
     rc = fdx__conns_build(&s->halves, s->opts.join_gap_ms, &s->conns,
                           &s->nconns, &s->st.duplicates);
-    fdx__free(s->halves.v);
-    memset(&s->halves, 0, sizeof(s->halves));
+    fdx__halves_free(&s->halves);
     if (rc < 0)
         return rc;
     s->st.connections = s->nconns;

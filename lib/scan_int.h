@@ -28,18 +28,35 @@ typedef struct fdx__conn {
     uint8_t sampled;
 } fdx__conn;
 
-typedef struct fdx__halves {
+/*
+ * The halves, kept in FDX__NPART parts by the top bits of a hash of
+ * their 5-tuple, so that each part can be ordered and joined on its own,
+ * in the cache, and given back once joined.
+ */
+#define FDX__NPART_BITS 8
+#define FDX__NPART (1u << FDX__NPART_BITS)
+
+typedef struct fdx__part {
     fdx__half *v;
     size_t n, cap;
+} fdx__part;
+
+typedef struct fdx__halves {
+    fdx__part *v;        /* FDX__NPART of them, from the first add */
+    size_t n;            /* halves in all */
 } fdx__halves;
 
 /* Adds the one or two directions of flow to hv; ignores non-TCP. Returns
  * 1 if kept, 0 if ignored, FDX_ENOMEM. */
 int fdx__halves_add(fdx__halves *hv, const fdx_flow *flow);
 
+/* Frees what hv holds; hv is then empty. */
+void fdx__halves_free(fdx__halves *hv);
+
 /* Groups hv by 5-tuple and joins it into connections, which come out
  * grouped by 5-tuple (not by client); *out is fdx__malloc'd.  Adds
- * the number of duplicate records dropped to *dups. */
+ * the number of duplicate records dropped to *dups.  Consumes hv: each
+ * part is freed once joined, and hv is left empty. */
 int fdx__conns_build(fdx__halves *hv, uint64_t gap_ms, fdx__conn **out,
                      size_t *nout, uint64_t *dups);
 
@@ -57,6 +74,13 @@ int fdx__file_class(const char *path);
 
 /* Decimal digits of v (Content-Length grows the header by one a digit). */
 int fdx__digits(uint64_t v);
+
+/*
+ * The sizes s with s + digits(s) = t: the only k in 1..12 for which
+ * s = t - k can have k digits lie in [*klo, *khi] (empty when *klo >
+ * *khi), so loops over k need not ask digits() twelve times.
+ */
+void fdx__digit_range(int64_t t, int *klo, int *khi);
 
 /*
  * Values a server was seen to use, strongest first.  A CDN's nodes and
@@ -166,6 +190,10 @@ typedef struct fdx__hyp {
      * bucket b is centred on FDX__BUCKET_MIN * FDX__BUCKET_RATIO^b */
     float density[2][FDX__NBUCKET];
     double score;
+    /* its .deb entries in catalog order, made on the first keep-alive
+     * pair search that needs them (infer.c); NULL until then */
+    uint32_t *debs;
+    size_t ndebs;
 } fdx__hyp;
 
 struct fdx_scan {
@@ -186,6 +214,8 @@ struct fdx_scan {
     uint32_t *entry_group;    /* per catalog entry: its release group */
     int16_t *entry_arch;      /* per entry: arch index, -1 any, -2 none */
     uint16_t *path_len;       /* per catalog entry: its path's length */
+    uint32_t *by_len;         /* entries by path length, then catalog order */
+    uint32_t *len_start;      /* by_len[len_start[L]..]: length L (model.c) */
     uint8_t *file_class;      /* per catalog entry: FDX__CLASS_* */
     uint64_t *path_cum;       /* path_cum[L]: catalog paths shorter than L */
     size_t path_max;          /* longest path length counted */

@@ -276,14 +276,15 @@ int fdx__radix_sort(uint64_t *keys, uint32_t *idx, size_t n)
     return 0;
 }
 
-int fdx__order_by_key(size_t n, fdx__key_fn key, fdx__run_fn run,
-                      const void *ctx, uint32_t **out)
+int fdx__sort_by_key(size_t n, fdx__key_fn key, const void *ctx,
+                     uint32_t **out, uint64_t **out_keys)
 {
     uint64_t *keys = fdx__malloc((n ? n : 1) * sizeof(*keys));
     uint32_t *idx = fdx__malloc((n ? n : 1) * sizeof(*idx));
     int rc = FDX_ENOMEM;
 
     *out = NULL;
+    *out_keys = NULL;
     if (keys == NULL || idx == NULL)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -292,19 +293,35 @@ int fdx__order_by_key(size_t n, fdx__key_fn key, fdx__run_fn run,
     }
     if ((rc = fdx__radix_sort(keys, idx, n)) != 0)
         goto out;
+    *out = idx;
+    *out_keys = keys;
+    return 0;
+out:
+    fdx__free(keys);
+    fdx__free(idx);
+    return rc;
+}
+
+int fdx__order_by_key(size_t n, fdx__key_fn key, fdx__run_fn run,
+                      const void *ctx, uint32_t **out)
+{
+    uint64_t *keys;
+    uint32_t *idx;
+    int rc = fdx__sort_by_key(n, key, ctx, &idx, &keys);
+
+    *out = NULL;
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < n;) {
         size_t j = i + 1;
 
         while (j < n && keys[j] == keys[i])
             j++;
-        if (j - i > 1)
+        if (j - i > 1 && run != NULL)
             run(ctx, idx + i, j - i);
         i = j;
     }
-    *out = idx;
-    idx = NULL;
-out:
     fdx__free(keys);
-    fdx__free(idx);
-    return rc;
+    *out = idx;
+    return 0;
 }
