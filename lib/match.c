@@ -14,6 +14,7 @@
  * would fit by chance.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -413,8 +414,10 @@ static void ev_fill(const fdx_scan *s, const fdx__cands *cs,
     ev->ncand = (uint32_t)(cs->n < FDX_MAX_CANDIDATES ? cs->n
                                                       : FDX_MAX_CANDIDATES);
     memcpy(ev->cand, cs->v, ev->ncand * sizeof(ev->cand[0]));
-    ev->residual = (int32_t)(cs->center -
-                             (double)fdx_catalog_size(s->cat, cs->v[0]));
+    /* windows of both header sizes lie 12 bytes a packet apart, so the
+     * first candidate may be far from the last window's centre */
+    ev->residual = (int32_t)fmax(INT32_MIN, fmin(INT32_MAX, cs->center -
+        (double)fdx_catalog_size(s->cat, cs->v[0])));
     ev->kind = one_file(s, cs) ? FDX_EV_FILE : FDX_EV_AMBIGUOUS;
 }
 
