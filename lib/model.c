@@ -986,6 +986,9 @@ int fdx__servers_calibrate(fdx_scan *s)
         for (size_t g = 0; g < sp.n && rc == 0; g++)
             rc = server_group(s, pass, idx + sp.v[g].start, sp.v[g].n,
                               sp.v[g].voters, &cap);
+        /* the second pass looks the first's servers up by address */
+        if (pass == 0 && s->nservers > 0)
+            qsort(s->servers, s->nservers, sizeof(*s->servers), server_cmp);
         if (pass == 0)
             s->st.servers_calibrated = s->nservers;
     }

@@ -27,6 +27,9 @@
 #define NPKG_ALL 40     /* the last packages of each list are "all" */
 #define SERVER "192.0.2.80"
 
+/* the server add_download() talks to */
+static const char *server = SERVER;
+
 typedef struct pkg {
     char name[32], version[16], arch[8], path[128];
     uint64_t size;
@@ -195,7 +198,7 @@ static void add_download(fdx_scan *s, const char *client, uint16_t cport,
     f.proto = 6;
     f.sampling = sampling;
     f.flags = sampling > 1 ? FDX_FLOW_SAMPLED : 0;
-    assert_int_equal(fdx_addr_parse(&f.src, SERVER), 0);
+    assert_int_equal(fdx_addr_parse(&f.src, server), 0);
     assert_int_equal(fdx_addr_parse(&f.dst, client), 0);
     f.sport = 80;
     f.dport = cport;
@@ -213,7 +216,7 @@ static void add_download(fdx_scan *s, const char *client, uint16_t cport,
     }
     memset(&f.src, 0, sizeof(f.src));
     assert_int_equal(fdx_addr_parse(&f.src, client), 0);
-    assert_int_equal(fdx_addr_parse(&f.dst, SERVER), 0);
+    assert_int_equal(fdx_addr_parse(&f.dst, server), 0);
     f.sport = cport;
     f.dport = 80;
     f.first_ms = clock_ms;
@@ -417,6 +420,66 @@ static void test_arch_from_all(void **state)
     fdx_catalog_close(cat);
 }
 
+/* One download over TLS (port 443), as the TLS profile predicts it. */
+static void add_tls_download(fdx_scan *s, const char *client, uint16_t cport,
+                             uint64_t size)
+{
+    uint64_t payload = size + 2451 + 53 * ((size + 16383) / 16384 - 1);
+    uint64_t pkts = payload / 1448 + 4;
+    fdx_flow f;
+
+    memset(&f, 0, sizeof(f));
+    f.proto = 6;
+    assert_int_equal(fdx_addr_parse(&f.src, server), 0);
+    assert_int_equal(fdx_addr_parse(&f.dst, client), 0);
+    f.sport = 443;
+    f.dport = cport;
+    f.first_ms = clock_ms;
+    f.last_ms = clock_ms + 1000;
+    f.octets = payload + pkts * 52;
+    f.packets = pkts;
+    f.tcp_flags = 0x19;
+    assert_int_equal(fdx_scan_add(s, &f), 0);
+    clock_ms += 5000;
+}
+
+/*
+ * HTTPS is matched on the addresses of calibrated HTTP servers: with
+ * several such servers each one's TLS port is found, whatever order they
+ * were learned in.
+ */
+static void test_tls_on_servers(void **state)
+{
+    static const char *servers[] = {"203.0.113.9", "192.0.2.80",
+                                    "198.51.100.7", "192.0.2.3"};
+    world *w = *state;
+    fdx_scan *s = fdx_scan_new(w->cat, NULL);
+    uint16_t port = 53000;
+    const fdx_host *h;
+    char client[32];
+
+    assert_non_null(s);
+    for (int k = 0; k < 4; k++) {
+        server = servers[k];
+        snprintf(client, sizeof(client), "10.0.1.%d", k);
+        fetch(s, w, client, 0, 0, 440 + 10 * k, 8, &port);
+        add_tls_download(s, client, port++, w->pk[0][0][500 + k].size);
+    }
+    server = SERVER;
+    assert_int_equal(fdx_scan_finish(s), 0);
+    for (int k = 0; k < 4; k++) {
+        int tls = 0;
+
+        snprintf(client, sizeof(client), "10.0.1.%d", k);
+        h = find_host(s, client);
+        assert_non_null(h);
+        for (size_t i = 0; i < h->nevidence; i++)
+            tls += h->evidence[i].transport == FDX_TR_TLS;
+        assert_int_equal(tls, 1);
+    }
+    fdx_scan_free(s);
+}
+
 /* A split download and its request side join into one connection. */
 static void test_join(void **state)
 {
@@ -505,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_hosts),
         cmocka_unit_test(test_keepalive_pair),
         cmocka_unit_test(test_arch_from_all),
+        cmocka_unit_test(test_tls_on_servers),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
