@@ -70,31 +70,36 @@ static void half_orient(fdx__half *h, const fdx_addr *src,
     h->to_client = (uint8_t)srv;
 }
 
-int fdx__halves_add(fdx__halves *hv, const fdx_flow *f)
+int fdx__flow_halves(const fdx_flow *f, fdx__half h[2])
 {
-    fdx__half h;
-    int rc;
-
     if (f->proto != FDX__TCP)
         return 0;
-    memset(&h, 0, sizeof(h));
-    half_orient(&h, &f->src, &f->dst, f->sport, f->dport);
-    h.octets = f->octets;
-    h.packets = f->packets;
-    h.first_ms = f->first_ms;
-    h.last_ms = f->last_ms < f->first_ms ? f->first_ms : f->last_ms;
-    h.tcp_flags = f->tcp_flags;
-    h.sampled = (f->flags & FDX_FLOW_SAMPLED) || f->sampling > 1;
-    if ((rc = halves_push(hv, &h)) < 0)
-        return rc;
+    memset(&h[0], 0, sizeof(h[0]));
+    half_orient(&h[0], &f->src, &f->dst, f->sport, f->dport);
+    h[0].octets = f->octets;
+    h[0].packets = f->packets;
+    h[0].first_ms = f->first_ms;
+    h[0].last_ms = f->last_ms < f->first_ms ? f->first_ms : f->last_ms;
+    h[0].tcp_flags = f->tcp_flags;
+    h[0].sampled = (f->flags & FDX_FLOW_SAMPLED) || f->sampling > 1;
     if (!(f->flags & FDX_FLOW_BIFLOW) || f->rev_packets == 0)
         return 1;
-    h.to_client = !h.to_client;
-    h.octets = f->rev_octets;
-    h.packets = f->rev_packets;
-    if ((rc = halves_push(hv, &h)) < 0)
-        return rc;
-    return 1;
+    h[1] = h[0];
+    h[1].to_client = !h[0].to_client;
+    h[1].octets = f->rev_octets;
+    h[1].packets = f->rev_packets;
+    return 2;
+}
+
+int fdx__halves_add(fdx__halves *hv, const fdx_flow *f)
+{
+    fdx__half h[2];
+    int n = fdx__flow_halves(f, h), rc;
+
+    for (int i = 0; i < n; i++)
+        if ((rc = halves_push(hv, &h[i])) < 0)
+            return rc;
+    return n > 0;
 }
 
 static int half_cmp(const void *a, const void *b)
@@ -206,6 +211,26 @@ static int duplicate(const fdx__half *h, const fdx__half *prev)
         return 0;
     return ms_apart(h->first_ms, prev->first_ms) <= FDX__DUP_MS &&
            ms_apart(h->last_ms, prev->last_ms) <= FDX__DUP_MS;
+}
+
+void fdx__conn_start(fdx__conn *c, const fdx__half *h)
+{
+    conn_start(c, h);
+}
+
+void fdx__conn_add(fdx__conn *c, const fdx__half *h)
+{
+    conn_add(c, h);
+}
+
+int fdx__half_duplicate(const fdx__half *h, const fdx__half *prev)
+{
+    return duplicate(h, prev);
+}
+
+int fdx__half_closes(const fdx__half *h)
+{
+    return (h->tcp_flags & (FDX__FIN | FDX__RST)) != 0;
 }
 
 /* The walk through the ordered halves, joining them. */

@@ -71,15 +71,20 @@ static int counts_possible(uint64_t octets, uint64_t packets)
     return packets <= FDX__MAX_RECORD_PACKETS && octets / packets <= 65535;
 }
 
+int fdx__flow_possible(const fdx_flow *flow)
+{
+    return counts_possible(flow->octets, flow->packets) &&
+           (!(flow->flags & FDX_FLOW_BIFLOW) ||
+            counts_possible(flow->rev_octets, flow->rev_packets));
+}
+
 int fdx_scan_add(void *ud, const fdx_flow *flow)
 {
     fdx_scan *s = ud;
     int rc;
 
     s->st.flows++;
-    if (!counts_possible(flow->octets, flow->packets) ||
-        ((flow->flags & FDX_FLOW_BIFLOW) &&
-         !counts_possible(flow->rev_octets, flow->rev_packets))) {
+    if (!fdx__flow_possible(flow)) {
         s->st.flows_invalid++;
         return 0;
     }

@@ -46,9 +46,29 @@ typedef struct fdx__halves {
     size_t n;            /* halves in all */
 } fdx__halves;
 
+/* False when flow's counts are impossible (more bytes than its packets
+ * can carry): such records are counted invalid and dropped (scan.c). */
+int fdx__flow_possible(const fdx_flow *flow);
+
 /* Adds the one or two directions of flow to hv; ignores non-TCP. Returns
  * 1 if kept, 0 if ignored, FDX_ENOMEM. */
 int fdx__halves_add(fdx__halves *hv, const fdx_flow *flow);
+
+/* The one or two halves of flow (0 when not TCP), oriented client and
+ * server: the reduction fdx__halves_add() keeps, for a caller that joins
+ * records as they come (stream.c). */
+int fdx__flow_halves(const fdx_flow *flow, fdx__half h[2]);
+
+/*
+ * The steps of the join, for a caller that holds one open connection per
+ * 5-tuple (stream.c) instead of sorting them all: starts c with h; adds h
+ * to c; true when h repeats prev (the same record from a second exporter,
+ * see conn.c); true when h closes its direction (FIN or RST).
+ */
+void fdx__conn_start(fdx__conn *c, const fdx__half *h);
+void fdx__conn_add(fdx__conn *c, const fdx__half *h);
+int fdx__half_duplicate(const fdx__half *h, const fdx__half *prev);
+int fdx__half_closes(const fdx__half *h);
 
 /* Frees what hv holds; hv is then empty. */
 void fdx__halves_free(fdx__halves *hv);
