@@ -334,20 +334,39 @@ double fdx__path_mean(const fdx_scan *s)
 
 /* ---------------------------------------------------------------- */
 
-/* Sums the host's evidence per hypothesis; returns the best one. */
-static size_t host_scores(fdx_scan *s, size_t ev0, size_t nev)
+/* Sums the host's evidence per hypothesis into score[]. */
+static void host_scores(const fdx_scan *s, const double *lr, size_t nev,
+                        double *score)
+{
+    for (size_t h = 0; h < s->nhyps; h++) {
+        score[h] = 0;
+        for (size_t i = 0; i < nev; i++)
+            score[h] += lr[i * s->nhyps + h];
+    }
+}
+
+/* Sets the hypotheses' scores to score[]; returns the best one. */
+static size_t set_scores(fdx_scan *s, const double *score)
 {
     size_t best = 0;
 
     for (size_t h = 0; h < s->nhyps; h++) {
-        s->hyps[h].score = 0;
-        for (size_t i = ev0; i < ev0 + nev; i++) {
-            s->hyps[h].score += s->lr[i * s->nhyps + h];
-        }
+        s->hyps[h].score = score[h];
         if (s->hyps[h].score > s->hyps[best].score)
             best = h;
     }
     return best;
+}
+
+/* True when evidence i of the host scored for hypothesis h. */
+static int lr_positive(const fdx_scan *s, const fdx__host_in *in, size_t i,
+                       size_t h)
+{
+    size_t bit = i * s->nhyps + h;
+
+    if (in->lr != NULL)
+        return in->lr[bit] > 0;
+    return (in->lr_pos[bit / 8] >> (bit % 8)) & 1;
 }
 
 /*
@@ -356,15 +375,15 @@ static size_t host_scores(fdx_scan *s, size_t ev0, size_t nev)
  * it); files of "all" and of the whole suite say nothing of it.  Without
  * one the architecture is unknown, even when the catalog holds only one.
  */
-static int arch_evidence(const fdx_scan *s, size_t ev0, size_t nev,
-                         size_t h)
+static int arch_evidence(const fdx_scan *s, const fdx_host *host,
+                         const fdx__host_in *in, size_t h)
 {
     int a = (int)(h % s->narches);
 
-    for (size_t i = ev0; i < ev0 + nev; i++) {
-        const fdx_evidence *ev = &s->ev[i];
+    for (size_t i = 0; i < host->nevidence; i++) {
+        const fdx_evidence *ev = &host->evidence[i];
 
-        if (s->lr[i * s->nhyps + h] <= 0)
+        if (!lr_positive(s, in, i, h))
             continue;
         for (uint32_t k = 0; k < ev->ncand; k++)
             if (s->entry_arch[ev->cand[k]] == a &&
@@ -374,7 +393,8 @@ static int arch_evidence(const fdx_scan *s, size_t ev0, size_t nev,
     return 0;
 }
 
-static void host_os(fdx_scan *s, fdx_host *host, size_t best, size_t ev0)
+static void host_os(fdx_scan *s, fdx_host *host, size_t best,
+                    const fdx__host_in *in)
 {
     double total, rel = 0, top;
     const fdx__hyp *b = &s->hyps[best];
@@ -399,7 +419,7 @@ static void host_os(fdx_scan *s, fdx_host *host, size_t best, size_t ev0)
     host->os.confidence = rel / total;
     host->os.arch_confidence = 1.0 / rel;
     if (host->os.arch_confidence >= FDX__ARCH_MIN_P &&
-        arch_evidence(s, ev0, host->nevidence, best))
+        arch_evidence(s, host, in, best))
         host->os.arch = b->arch;
 }
 
@@ -590,10 +610,11 @@ static void claim(fdx_host *host, uint32_t entry, double conf, size_t ev);
  * tried as a pair; when one pair alone fits, the evidence becomes a
  * two-file connection and both packages are claimed.
  */
-static void pair_claims(fdx_scan *s, fdx_host *host, size_t best, size_t i)
+static void pair_claims(fdx_scan *s, fdx_host *host, size_t best, size_t i,
+                        const fdx__host_in *in)
 {
     fdx_evidence *ev = &host->evidence[i];
-    const fdx__conn *c = s->ev_conn[ev - s->ev];
+    const fdx__conn *c = in->conn[i];
     const fdx__server *sv = fdx__server_find(s, &c->server, c->sport);
     pair pr;
     double conf;
@@ -625,7 +646,8 @@ static void claim(fdx_host *host, uint32_t entry, double conf, size_t ev)
     host->npackages++;
 }
 
-static int host_packages(fdx_scan *s, fdx_host *host, size_t best)
+static int host_packages(fdx_scan *s, fdx_host *host, size_t best,
+                         const fdx__host_in *in)
 {
     const fdx__hyp *h = &s->hyps[best];
 
@@ -643,7 +665,7 @@ static int host_packages(fdx_scan *s, fdx_host *host, size_t best)
         fdx_entry fe;
 
         if (host->os.arch != NULL)
-            pair_claims(s, host, best, i);
+            pair_claims(s, host, best, i, in);
         if (ev->kind != FDX_EV_FILE && ev->kind != FDX_EV_AMBIGUOUS)
             continue;
         if (!resolve(s, ev, best, host->os.arch == NULL, &entry))
@@ -682,6 +704,17 @@ static int host_cmp(const void *a, const void *b)
                         &((const fdx_host *)b)->addr);
 }
 
+int fdx__host_claims(fdx_scan *s, fdx_host *host, const fdx__host_in *in)
+{
+    size_t best = set_scores(s, in->score);
+
+    memset(&host->os, 0, sizeof(host->os));
+    host->packages = NULL;
+    host->npackages = 0;
+    host_os(s, host, best, in);
+    return host_packages(s, host, best, in);
+}
+
 /*
  * Evidence is grouped by client (scan.c), so each host is one run of it;
  * hosts are then put in address order.  fdx_host.evidence points into
@@ -690,12 +723,14 @@ static int host_cmp(const void *a, const void *b)
 int fdx__infer_hosts(fdx_scan *s)
 {
     size_t cap = 0;
-    int rc = 0;
+    double *score = fdx__calloc(s->nhyps ? s->nhyps : 1, sizeof(*score));
+    int rc = score != NULL ? 0 : FDX_ENOMEM;
 
     for (size_t i = 0; i < s->nev && rc == 0;) {
         const fdx_addr *a = &s->ev_conn[i]->client;
-        size_t j = i + 1, best;
+        size_t j = i + 1;
         fdx_host *host;
+        fdx__host_in in;
 
         while (j < s->nev &&
                fdx__addr_order(&s->ev_conn[j]->client, a) == 0)
@@ -707,11 +742,15 @@ int fdx__infer_hosts(fdx_scan *s)
         host->nevidence = j - i;
         for (size_t k = i; k < j; k++)
             host->sampled_flows += s->ev[k].kind == FDX_EV_SAMPLED;
-        best = host_scores(s, i, j - i);
-        host_os(s, host, best, i);
-        rc = host_packages(s, host, best);
+        host_scores(s, &s->lr[i * s->nhyps], j - i, score);
+        in.score = score;
+        in.lr = &s->lr[i * s->nhyps];
+        in.lr_pos = NULL;
+        in.conn = &s->ev_conn[i];
+        rc = fdx__host_claims(s, host, &in);
         i = j;
     }
+    fdx__free(score);
     if (rc == 0 && s->nhosts > 1)
         qsort(s->hosts, s->nhosts, sizeof(*s->hosts), host_cmp);
     return rc;

@@ -279,6 +279,23 @@ double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi,
 /* The density bucket of a window centred on center. */
 int fdx__bucket(double center);
 
+/* What the claims of one host are made from, besides its evidence. */
+typedef struct fdx__host_in {
+    const double *score;    /* per hypothesis: the sum of the host's lr */
+    const double *lr;       /* per evidence and hypothesis, or NULL ... */
+    const uint8_t *lr_pos;  /* ... then bit i * nhyps + h: lr > 0 */
+    fdx__conn *const *conn; /* per evidence: its connection */
+} fdx__host_in;
+
+/*
+ * The OS and package claims of one host from host->evidence[0 ..
+ * nevidence) and in: fills host->os, and host->packages (fdx__malloc'd,
+ * the caller frees it).  A keep-alive pair found rewrites its evidence
+ * as FDX_EV_MULTI.  Keep-alive pair searches count against
+ * s->pair_searches.  Returns 0 or FDX_ENOMEM.
+ */
+int fdx__host_claims(fdx_scan *s, fdx_host *host, const fdx__host_in *in);
+
 int fdx__infer_hosts(fdx_scan *s);
 
 /* Share of catalog paths whose length lies in [lo, hi]. */
