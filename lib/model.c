@@ -999,6 +999,53 @@ int fdx__servers_calibrate(fdx_scan *s)
     return rc;
 }
 
+/*
+ * The model of one endpoint from the connections given, the way
+ * server_group() learns it from all of a scan's: the calibration code
+ * reads its connections from s->conns, so cv stands in for them during
+ * the call.
+ */
+static int endpoint_calibrate(fdx_scan *s, fdx__server *sv, uint32_t *idx,
+                              size_t n)
+{
+    if (sv->tls) {
+        sv->req_single = median_request(s->conns, idx, n);
+        return 0;
+    }
+    if (voters_in(s, idx, n) < 2)
+        return 0;
+    return calibrate_sampled(s, sv, idx, n);
+}
+
+int fdx__server_calibrate_conns(fdx_scan *s, fdx__server *sv,
+                                fdx__conn *cv, size_t n)
+{
+    fdx__conn *conns = s->conns;
+    size_t nconns = s->nconns;
+    uint32_t *idx;
+    int rc;
+
+    memset(sv->base, 0, sizeof(sv->base));
+    memset(&sv->req, 0, sizeof(sv->req));
+    sv->req_single = 0;
+    sv->tls = (uint8_t)is_tls_port(sv->port);
+    if (n == 0)
+        return 0;
+    if (s->len_start == NULL && (rc = len_index_build(s)) != 0)
+        return rc;
+    if ((idx = fdx__malloc(n * sizeof(*idx))) == NULL)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        idx[i] = (uint32_t)i;
+    s->conns = cv;
+    s->nconns = n;
+    rc = endpoint_calibrate(s, sv, idx, n);
+    s->conns = conns;
+    s->nconns = nconns;
+    fdx__free(idx);
+    return rc;
+}
+
 int fdx__server_calibrated(const fdx__server *sv)
 {
     for (int v = 0; v < 2; v++)

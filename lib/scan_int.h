@@ -256,6 +256,17 @@ void fdx__hyps_free(fdx_scan *s);
 int fdx__entry_in_hyp(const fdx_scan *s, size_t entry, size_t h);
 
 int fdx__servers_calibrate(fdx_scan *s);
+/*
+ * Learns one endpoint's model from cv[0 .. n), its connections, as
+ * fdx__servers_calibrate() learns each endpoint's (the same code, an even
+ * sample of at most 8192 of them): sv->addr and sv->port are the
+ * caller's, the rest is overwritten.  An HTTP endpoint with fewer than
+ * two connections that can vote stays uncalibrated (check with
+ * fdx__server_calibrated()); a TLS endpoint gets its median request
+ * only.  Does not touch s->servers.  Returns 0 or FDX_ENOMEM.
+ */
+int fdx__server_calibrate_conns(fdx_scan *s, fdx__server *sv,
+                                fdx__conn *cv, size_t n);
 /* Logs what was learned of each server, at info level. */
 void fdx__servers_log(const fdx_scan *s);
 /* True when the server's HTTP header size was learned for any class. */
