@@ -125,15 +125,56 @@ static int flow_keep(void *ud, const fdx_flow *f)
     return 0;
 }
 
+/* FDX_STREAM_ORDER=last: records come in the order of their end, as an
+ * exporter sends them, and the stream's clock is their end. */
+static int by_last;
+
+static uint64_t flow_time(const fdx_flow *f)
+{
+    return by_last ? f->last_ms : f->first_ms;
+}
+
 /* By time; ties in file order (the pointers into the array follow it). */
 static int flow_cmp(const void *a, const void *b)
 {
     const fdx_flow *x = *(const fdx_flow *const *)a;
     const fdx_flow *y = *(const fdx_flow *const *)b;
 
+    if (by_last && x->last_ms != y->last_ms)
+        return x->last_ms < y->last_ms ? -1 : 1;
     if (x->first_ms != y->first_ms)
         return x->first_ms < y->first_ms ? -1 : 1;
     return (x > y) - (x < y);
+}
+
+/*
+ * FDX_STREAM_COPIES=n: the records n times, copy k two hours later with
+ * its clients moved to other addresses, so that servers see more
+ * downloads and are recalibrated while the stream runs.
+ */
+static void flows_copy(flows *fl)
+{
+    const char *e = getenv("FDX_STREAM_COPIES");
+    size_t k = e ? (size_t)atoi(e) : 1, n = fl->n;
+
+    if (k < 2)
+        return;
+    fl->v = realloc(fl->v, (n * k + 1) * sizeof(*fl->v));
+    assert_non_null(fl->v);
+    for (size_t c = 1; c < k; c++)
+        for (size_t i = 0; i < n; i++) {
+            fdx_flow *f = &fl->v[c * n + i];
+
+            *f = fl->v[i];
+            f->first_ms += c * 7200000;
+            f->last_ms += c * 7200000;
+            /* the end on the higher port is the client */
+            if (f->sport > f->dport)
+                f->src.b[13] = (uint8_t)(f->src.b[13] + c);
+            else
+                f->dst.b[13] = (uint8_t)(f->dst.b[13] + c);
+        }
+    fl->n = n * k;
 }
 
 /* The file's records in time order. */
@@ -146,6 +187,7 @@ static void flows_read(const char *path, flows *fl)
     memset(fl, 0, sizeof(*fl));
     assert_int_equal(fdx_read_path(path, NULL, flow_keep, fl, NULL, &err),
                      0);
+    flows_copy(fl);
     p = malloc((fl->n + 1) * sizeof(*p));
     v = malloc((fl->n + 1) * sizeof(*v));
     assert_true(p != NULL && v != NULL);
@@ -189,8 +231,8 @@ static void stream_claims(const fdx_catalog *cat, const flows *fl,
         const fdx_flow *f = &fl->v[i];
 
         if (tick == 0)
-            tick = f->first_ms - f->first_ms % TICK_MS + TICK_MS;
-        for (; f->first_ms >= tick; tick += TICK_MS)
+            tick = flow_time(f) - flow_time(f) % TICK_MS + TICK_MS;
+        for (; flow_time(f) >= tick; tick += TICK_MS)
             assert_int_equal(fdx_stream_advance(st, tick, on_host, c), 0);
         assert_int_equal(fdx_stream_add(st, f), 0);
     }
@@ -599,9 +641,87 @@ static void test_random_bounded(void **state)
     assert_true(m4 <= m1 + m1 / 2);
 }
 
+static void tcp_flow(fdx_flow *f, int to_client, uint16_t cport,
+                     uint64_t first_s, uint64_t secs, uint64_t octets,
+                     uint8_t flags)
+{
+    fdx_addr cl, sv;
+
+    memset(f, 0, sizeof(*f));
+    assert_int_equal(fdx_addr_parse(&cl, "10.1.1.1"), 0);
+    assert_int_equal(fdx_addr_parse(&sv, "192.0.2.80"), 0);
+    f->src = to_client ? sv : cl;
+    f->dst = to_client ? cl : sv;
+    f->sport = to_client ? 80 : cport;
+    f->dport = to_client ? cport : 80;
+    f->proto = 6;
+    f->octets = octets;
+    f->packets = octets / 1000 + 1;
+    f->first_ms = 1700000000000ULL + first_s * 1000;
+    f->last_ms = f->first_ms + secs * 1000;
+    f->tcp_flags = flags;
+}
+
+/*
+ * Joining as scan joins: pieces cut at a 60 s active timeout, the same
+ * records again from a second exporter, a biflow, and a port reused
+ * after FIN both ways give scan's connections and duplicates.
+ */
+static void test_join_as_scan(void **state)
+{
+    fixture *fx = *state;
+    fdx_flow f[12];
+    size_t n = 0;
+    fdx_scan *sc = fdx_scan_new(fx->cat, NULL);
+    fdx_stream *st = fdx_stream_new(fx->cat, NULL);
+    fdx_scan_stats a;
+    fdx_stream_stats b;
+
+    for (int k = 0; k < 3; k++)
+        tcp_flow(&f[n++], 1, 40000, 60 * k, 60, 5000000, k == 2 ? 0x19 : 0x18);
+    tcp_flow(&f[n++], 0, 40000, 0, 180, 900, 0x19);
+    f[n] = f[1];                        /* a second exporter's copy */
+    f[n].first_ms += 500;
+    f[n++].last_ms += 500;
+    tcp_flow(&f[n], 0, 40001, 30, 2, 600, 0x1b);   /* a biflow */
+    f[n].flags = FDX_FLOW_BIFLOW;
+    f[n].rev_octets = 70000;
+    f[n++].rev_packets = 60;
+    tcp_flow(&f[n++], 1, 40002, 10, 5, 80000, 0x19);
+    tcp_flow(&f[n++], 0, 40002, 10, 5, 700, 0x19);
+    tcp_flow(&f[n++], 1, 40002, 20, 5, 90000, 0x19);  /* port reused */
+    tcp_flow(&f[n++], 0, 40002, 20, 5, 710, 0x19);
+    assert_true(sc != NULL && st != NULL);
+    /* in time order, as they come: a second exporter's copy before the
+     * next piece (insertion sort keeps ties in order) */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && f[j - 1].first_ms > f[j].first_ms; j--) {
+            fdx_flow t = f[j];
+
+            f[j] = f[j - 1];
+            f[j - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        fdx_scan_add(sc, &f[i]);
+        fdx_stream_add(st, &f[i]);
+        fdx_stream_advance(st, f[i].first_ms, NULL, NULL);
+    }
+    assert_int_equal(fdx_scan_finish(sc), 0);
+    assert_int_equal(fdx_stream_flush(st, NULL, NULL), 0);
+    fdx_scan_get_stats(sc, &a);
+    fdx_stream_get_stats(st, &b);
+    assert_int_equal(a.connections, 4);
+    assert_int_equal(b.connections, a.connections);
+    assert_int_equal(b.duplicates, a.duplicates);
+    assert_int_equal(b.duplicates, 1);
+    fdx_scan_free(sc);
+    fdx_stream_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_join_as_scan),
         cmocka_unit_test(test_sample_agrees),
         cmocka_unit_test(test_recompute_only_new),
         cmocka_unit_test(test_caps_counted),
@@ -609,6 +729,8 @@ int main(void)
         cmocka_unit_test(test_other_file),
     };
 
+    by_last = getenv("FDX_STREAM_ORDER") != NULL &&
+              strcmp(getenv("FDX_STREAM_ORDER"), "last") == 0;
     fdx_set_allocator(&counting);
     return cmocka_run_group_tests(tests, setup, teardown);
 }
