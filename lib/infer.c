@@ -362,11 +362,9 @@ static size_t set_scores(fdx_scan *s, const double *score)
 static int lr_positive(const fdx_scan *s, const fdx__host_in *in, size_t i,
                        size_t h)
 {
-    size_t bit = i * s->nhyps + h;
-
     if (in->lr != NULL)
-        return in->lr[bit] > 0;
-    return (in->lr_pos[bit / 8] >> (bit % 8)) & 1;
+        return in->lr[i * s->nhyps + h] > 0;
+    return (in->lr_pos[i * in->pos_row + h / 8] >> (h % 8)) & 1;
 }
 
 /*
@@ -746,6 +744,7 @@ int fdx__infer_hosts(fdx_scan *s)
         in.score = score;
         in.lr = &s->lr[i * s->nhyps];
         in.lr_pos = NULL;
+        in.pos_row = 0;
         in.conn = &s->ev_conn[i];
         rc = fdx__host_claims(s, host, &in);
         i = j;

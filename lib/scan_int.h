@@ -294,7 +294,9 @@ int fdx__bucket(double center);
 typedef struct fdx__host_in {
     const double *score;    /* per hypothesis: the sum of the host's lr */
     const double *lr;       /* per evidence and hypothesis, or NULL ... */
-    const uint8_t *lr_pos;  /* ... then bit i * nhyps + h: lr > 0 */
+    const uint8_t *lr_pos;  /* ... then bit h of lr_pos[i * pos_row + h / 8]
+                             * set when lr > 0 */
+    size_t pos_row;
     fdx__conn *const *conn; /* per evidence: its connection */
 } fdx__host_in;
 

@@ -140,7 +140,8 @@ typedef struct shost {
     uint8_t dirty;
     double *score;              /* per hypothesis */
     fdx_evidence *ev;
-    uint8_t *pos;               /* bit i * nhyps + h: lr of i for h > 0 */
+    uint8_t *pos;               /* per evidence, row bytes: bit h set when
+                                 * its lr for h is > 0 */
     size_t nev, cap;
 } shost;
 
@@ -154,6 +155,7 @@ struct fdx_stream {
     fdx_stream_opts o;
     fdx_stream_stats st;
     size_t nh;                  /* hypotheses, at least 1 */
+    size_t row;                 /* bytes of a host's pos per evidence */
     oconn *oc;
     size_t noc, ocap;
     uint32_t *ofree;
@@ -220,6 +222,7 @@ fdx_stream *fdx_stream_new(const fdx_catalog *cat,
     if ((st->scan = fdx_scan_new(cat, &so)) == NULL)
         goto fail;
     st->nh = st->scan->nhyps ? st->scan->nhyps : 1;
+    st->row = (st->nh + 7) / 8;
     st->scratch = fdx__malloc(FDX__SCRATCH * sizeof(*st->scratch));
     st->lr = fdx__calloc(st->nh, sizeof(*st->lr));
     if (st->scratch == NULL || st->lr == NULL)
@@ -729,21 +732,33 @@ static uint32_t host_get(fdx_stream *st, const fdx_addr *a)
 /* Room for one more piece of evidence and its bits. */
 static int host_reserve(const fdx_stream *st, shost *h)
 {
-    size_t cap = h->cap, bytes;
+    size_t cap = h->cap;
     uint8_t *pos;
 
     if (fdx__grow(&h->ev, &cap, h->nev, sizeof(*h->ev)) < 0)
         return FDX_ENOMEM;
     if (cap == h->cap)
         return 0;
-    bytes = (cap * st->nh + 7) / 8;
-    if ((pos = fdx__realloc(h->pos, bytes)) == NULL)
+    if ((pos = fdx__realloc(h->pos, cap * st->row)) == NULL)
         return FDX_ENOMEM;
-    memset(pos + (h->cap * st->nh + 7) / 8, 0,
-           bytes - (h->cap * st->nh + 7) / 8);
     h->pos = pos;
     h->cap = cap;
     return 0;
+}
+
+/*
+ * A host at its evidence cap forgets its oldest eighth: its scores stay
+ * in the host's sums (the OS rests on all it did), and the packages it
+ * showed were handed over when it came; new evidence keeps coming in.
+ */
+static void host_forget(fdx_stream *st, shost *h)
+{
+    size_t k = h->nev / 8 ? h->nev / 8 : 1;
+
+    memmove(h->ev, h->ev + k, (h->nev - k) * sizeof(*h->ev));
+    memmove(h->pos, h->pos + k * st->row, (h->nev - k) * st->row);
+    h->nev -= k;
+    st->st.evidence_dropped += k;
 }
 
 /* Adds evidence ev, with its scores lr, to its client's host. */
@@ -758,18 +773,15 @@ static int host_add(fdx_stream *st, const fdx_addr *client,
         return 0;
     }
     h = &st->hosts[i];
-    if (h->nev >= st->o.max_evidence) {
-        st->st.evidence_dropped++;
-        return 0;
-    }
+    if (h->nev >= st->o.max_evidence)
+        host_forget(st, h);
     if (host_reserve(st, h) < 0)
         return FDX_ENOMEM;
+    memset(&h->pos[h->nev * st->row], 0, st->row);
     for (size_t k = 0; k < st->scan->nhyps; k++) {
-        size_t bit = h->nev * st->nh + k;
-
         h->score[k] += lr[k];
         if (lr[k] > 0)
-            h->pos[bit / 8] |= (uint8_t)(1u << (bit % 8));
+            h->pos[h->nev * st->row + k / 8] |= (uint8_t)(1u << (k % 8));
     }
     h->ev[h->nev++] = *ev;
     if (!h->dirty && fdx__grow(&st->dirty, &st->dcap, st->ndirty,
@@ -946,6 +958,7 @@ static int host_recompute(fdx_stream *st, shost *h, fdx_stream_host_fn fn,
     in.score = h->score;
     in.lr = NULL;
     in.lr_pos = h->pos;
+    in.pos_row = st->row;
     in.conn = st->hconnp;
     st->scan->pair_searches = 0;
     rc = fdx__host_claims(st->scan, &host, &in);
@@ -968,7 +981,9 @@ static int hosts_recompute(fdx_stream *st, fdx_stream_host_fn fn, void *ud)
         rc = host_recompute(st, h, fn, ud);
     }
     /* a callback that stopped the round leaves the rest for the next */
-    memmove(st->dirty, st->dirty + i, (st->ndirty - i) * sizeof(*st->dirty));
+    if (i < st->ndirty)
+        memmove(st->dirty, st->dirty + i,
+                (st->ndirty - i) * sizeof(*st->dirty));
     st->ndirty -= i;
     for (size_t k = 0; k < st->ndirty; k++)
         st->hosts[st->dirty[k]].dirty = 1;

@@ -65,8 +65,10 @@ typedef struct fdx_stream_opts {
     /* Hosts with evidence; 0: 65536.  Evidence of a new host over the
      * cap is dropped (stats.hosts_dropped). */
     size_t max_hosts;
-    /* Evidence kept per host; 0: 4096.  More is dropped
-     * (stats.evidence_dropped). */
+    /* Evidence kept per host; 0: 4096.  When full the oldest eighth is
+     * forgotten (stats.evidence_dropped): its scores stay in the host's
+     * sums, and the packages it showed were handed over already, but
+     * the claims handed over from then on no longer list them. */
     size_t max_evidence;
 } fdx_stream_opts;
 
