@@ -171,6 +171,7 @@ struct fdx_stream {
     int newly_known;            /* an endpoint became known this round */
     shost *hosts;
     size_t nhosts, hcap;
+    size_t ev_total;            /* evidence kept, all hosts */
     smap hmap;
     uint32_t *dirty;
     size_t ndirty, dcap;
@@ -202,6 +203,7 @@ static void opts_defaults(fdx_stream_opts *o)
     o->max_pending = or_default(o->max_pending, 65536);
     o->max_hosts = or_default(o->max_hosts, 65536);
     o->max_evidence = or_default(o->max_evidence, 4096);
+    o->max_evidence_total = or_default(o->max_evidence_total, 1u << 20);
 }
 
 fdx_stream *fdx_stream_new(const fdx_catalog *cat,
@@ -758,6 +760,7 @@ static void host_forget(fdx_stream *st, shost *h)
     memmove(h->ev, h->ev + k, (h->nev - k) * sizeof(*h->ev));
     memmove(h->pos, h->pos + k * st->row, (h->nev - k) * st->row);
     h->nev -= k;
+    st->ev_total -= k;
     st->st.evidence_dropped += k;
 }
 
@@ -773,8 +776,13 @@ static int host_add(fdx_stream *st, const fdx_addr *client,
         return 0;
     }
     h = &st->hosts[i];
-    if (h->nev >= st->o.max_evidence)
+    if (h->nev >= st->o.max_evidence ||
+        (st->ev_total >= st->o.max_evidence_total && h->nev > 0))
         host_forget(st, h);
+    else if (st->ev_total >= st->o.max_evidence_total) {
+        st->st.evidence_dropped++;
+        return 0;
+    }
     if (host_reserve(st, h) < 0)
         return FDX_ENOMEM;
     memset(&h->pos[h->nev * st->row], 0, st->row);
@@ -784,6 +792,7 @@ static int host_add(fdx_stream *st, const fdx_addr *client,
             h->pos[h->nev * st->row + k / 8] |= (uint8_t)(1u << (k % 8));
     }
     h->ev[h->nev++] = *ev;
+    st->ev_total++;
     if (!h->dirty && fdx__grow(&st->dirty, &st->dcap, st->ndirty,
                                sizeof(*st->dirty)) < 0)
         return FDX_ENOMEM;
@@ -1016,6 +1025,7 @@ static int round_run(fdx_stream *st, int final, fdx_stream_host_fn fn,
         st->pending.n = 0;
     }
     st->st.pending = st->pending.n;
+    st->st.evidence = st->ev_total;
     st->st.servers_tracked = 0;
     for (size_t i = 0; i < st->nep; i++)
         st->st.servers_tracked += st->ep[i].used;

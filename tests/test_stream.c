@@ -547,6 +547,12 @@ static void test_caps_counted(void **state)
     claims_free(&got);
 
     memset(&o, 0, sizeof(o));
+    o.max_evidence_total = 3;
+    stream_claims(fx->cat, &fx->fl, &o, &got, &ss);
+    assert_true(ss.evidence <= 3 && ss.evidence_dropped > 0);
+    claims_free(&got);
+
+    memset(&o, 0, sizeof(o));
     o.max_pending = 1;
     stream_claims(fx->cat, &fx->fl, &o, &got, &ss);
     printf("# pending cap 1: %llu dropped\n",
@@ -586,7 +592,26 @@ static void random_flow(fdx_flow *f, uint64_t t)
 }
 
 /* Bytes in use after n random flows, advancing every 10 s. */
-static size_t random_run(const fdx_catalog *cat, size_t n,
+/*
+ * Every fifth record is one of the sample's, its client moved to an
+ * address of its pass over the sample and its time to now, so that the mirror calibrates and
+ * hosts gather evidence among the noise.
+ */
+static void sample_flow(const flows *fl, fdx_flow *f, size_t i, uint64_t t)
+{
+    const fdx_flow *g = &fl->v[i % fl->n];
+    uint64_t d = g->last_ms - g->first_ms;
+    fdx_addr *cl;
+
+    *f = *g;
+    cl = f->sport > f->dport ? &f->src : &f->dst;
+    cl->b[13] = (uint8_t)(i / fl->n);
+    cl->b[14] = (uint8_t)(i / fl->n >> 8);
+    f->first_ms = t;
+    f->last_ms = t + d;
+}
+
+static size_t random_run(const fdx_catalog *cat, const flows *fl, size_t n,
                          fdx_stream_stats *ss)
 {
     fdx_stream_opts o;
@@ -595,20 +620,24 @@ static size_t random_run(const fdx_catalog *cat, size_t n,
     uint64_t t = 1700000000000ULL;
 
     memset(&o, 0, sizeof(o));
-    o.max_open = 20000;
+    o.max_open = 5000;
     o.max_servers = 64;
     o.server_sample = 256;
     o.max_sample_total = 4096;
     o.max_pending = 1000;
     o.max_hosts = 500;
     o.max_evidence = 16;
+    o.max_evidence_total = 2000;
     base = mem_now;
     st = fdx_stream_new(cat, &o);
     assert_non_null(st);
     for (size_t i = 0; i < n; i++, t += 5) {
         fdx_flow f;
 
-        random_flow(&f, t);
+        if (i % 5 == 0)
+            sample_flow(fl, &f, i / 5, t);
+        else
+            random_flow(&f, t);
         fdx_stream_add(st, &f);
         if (i % 2000 == 1999)
             assert_int_equal(fdx_stream_advance(st, t, NULL, NULL), 0);
@@ -619,6 +648,7 @@ static size_t random_run(const fdx_catalog *cat, size_t n,
     assert_true(ss->servers_tracked <= o.max_servers);
     assert_true(ss->pending <= o.max_pending);
     assert_true(ss->hosts <= o.max_hosts);
+    assert_true(ss->evidence <= o.max_evidence_total);
     fdx_stream_free(st);
     return used;
 }
@@ -629,15 +659,19 @@ static void test_random_bounded(void **state)
 {
     fixture *fx = *state;
     fdx_stream_stats a, b;
-    size_t m1 = random_run(fx->cat, 100000, &a);
-    size_t m4 = random_run(fx->cat, 400000, &b);
+    size_t m1 = random_run(fx->cat, &fx->fl, 100000, &a);
+    size_t m4 = random_run(fx->cat, &fx->fl, 400000, &b);
 
     printf("# random: %zu bytes after 100k flows, %zu after 400k; "
-           "dropped conns %llu, servers evicted %llu, pending %llu\n", m1,
-           m4, (unsigned long long)b.conns_dropped,
+           "%llu hosts, %llu evidence kept, %llu dropped; dropped conns "
+           "%llu, servers evicted %llu, pending %llu\n", m1, m4,
+           (unsigned long long)b.hosts, (unsigned long long)b.evidence,
+           (unsigned long long)b.evidence_dropped,
+           (unsigned long long)b.conns_dropped,
            (unsigned long long)b.servers_evicted,
            (unsigned long long)b.pending_dropped);
     assert_true(b.conns_dropped > 0 && b.servers_evicted > 0);
+    assert_true(b.hosts_dropped > 0 && b.evidence_dropped > 0);
     assert_true(m4 <= m1 + m1 / 2);
 }
 

@@ -41,7 +41,7 @@ typedef struct fdx_stream_opts {
      * connections, as in fdx_scan_opts; 0: 300000 ms. */
     uint64_t join_gap_ms;
     /* Open connections, and closed ones awaiting fdx_stream_advance();
-     * 0: 1048576 (about 330 MiB at most).  A new connection over the
+     * 0: 1048576 (about 360 MiB at most).  A new connection over the
      * cap is dropped: stats.conns_dropped. */
     size_t max_open;
     /* Server endpoints tracked (each with a sample of its connections);
@@ -62,7 +62,8 @@ typedef struct fdx_stream_opts {
      * dropped (stats.pending_dropped); so are those still waiting at
      * fdx_stream_flush(). */
     size_t max_pending;
-    /* Hosts with evidence; 0: 65536.  Evidence of a new host over the
+    /* Hosts with evidence; 0: 65536 (each 8 bytes a hypothesis of
+     * scores, besides its evidence).  Evidence of a new host over the
      * cap is dropped (stats.hosts_dropped). */
     size_t max_hosts;
     /* Evidence kept per host; 0: 4096.  When full the oldest eighth is
@@ -70,6 +71,10 @@ typedef struct fdx_stream_opts {
      * sums, and the packages it showed were handed over already, but
      * the claims handed over from then on no longer list them. */
     size_t max_evidence;
+    /* Evidence kept by all hosts together, 200 bytes each; 0: 1048576.
+     * When full, the host that gets more forgets its oldest eighth, and
+     * a host with none drops the new (stats.evidence_dropped). */
+    size_t max_evidence_total;
 } fdx_stream_opts;
 
 typedef struct fdx_stream_stats {
@@ -83,6 +88,7 @@ typedef struct fdx_stream_stats {
     uint64_t calibrations;      /* endpoint calibrations run */
     uint64_t pending;           /* connections waiting now */
     uint64_t hosts;             /* hosts with evidence now */
+    uint64_t evidence;          /* evidence kept now, all hosts */
     uint64_t recomputes;        /* host claims recomputed */
     /* caps hit */
     uint64_t conns_dropped, servers_evicted, servers_dropped, sample_full;
