@@ -530,7 +530,7 @@ static size_t explained_conns(const fdx__server *sv, const vote *v, size_t n,
 
 static int id_in(const uint32_t *ids, size_t n, uint32_t id)
 {
-    return bsearch(&id, ids, n, sizeof(*ids), u32_cmp) != NULL;
+    return n > 0 && bsearch(&id, ids, n, sizeof(*ids), u32_cmp) != NULL;
 }
 
 /*
@@ -1031,8 +1031,15 @@ int fdx__server_calibrate_conns(fdx_scan *s, fdx__server *sv,
     sv->tls = (uint8_t)is_tls_port(sv->port);
     if (n == 0)
         return 0;
-    if (s->len_start == NULL && (rc = len_index_build(s)) != 0)
-        return rc;
+    if (s->len_start == NULL || s->by_len == NULL) {
+        /* built once; a build that ran out of memory is retried whole */
+        fdx__free(s->len_start);
+        fdx__free(s->by_len);
+        s->len_start = NULL;
+        s->by_len = NULL;
+        if ((rc = len_index_build(s)) != 0)
+            return rc;
+    }
     if ((idx = fdx__malloc(n * sizeof(*idx))) == NULL)
         return FDX_ENOMEM;
     for (size_t i = 0; i < n; i++)
