@@ -346,6 +346,21 @@ static void *cnt_realloc(void *q, size_t n)
 
 static const fdx_allocator counting = {cnt_malloc, cnt_realloc, cnt_free};
 
+/* With fail_at set, the fail_at-th allocation from then on fails. */
+static size_t fail_at, allocs;
+
+static void *fail_malloc(size_t n)
+{
+    return fail_at && ++allocs == fail_at ? NULL : cnt_malloc(n);
+}
+
+static void *fail_realloc(void *q, size_t n)
+{
+    return fail_at && ++allocs == fail_at ? NULL : cnt_realloc(q, n);
+}
+
+static const fdx_allocator failing = {fail_malloc, fail_realloc, cnt_free};
+
 /* ---------------------------------------------------------------- */
 
 typedef struct fixture {
@@ -396,8 +411,9 @@ static void test_sample_agrees(void **state)
     scan_claims(fx->cat, &fx->fl, &want);
     stream_claims(fx->cat, &fx->fl, NULL, &got, &ss);
     printf("# sample: %zu hosts (scan), %zu (stream), %llu recomputes, "
-           "%llu connections, %llu pending dropped\n", want.n, got.n,
-           (unsigned long long)ss.recomputes,
+           "%llu calibrations, %llu connections, %llu pending dropped\n",
+           want.n, got.n, (unsigned long long)ss.recomputes,
+           (unsigned long long)ss.calibrations,
            (unsigned long long)ss.connections,
            (unsigned long long)ss.pending_dropped);
     assert_true(want.n > 0);
@@ -752,6 +768,38 @@ static void test_join_as_scan(void **state)
     fdx_stream_free(st);
 }
 
+/* Out of memory anywhere: an error or a smaller result, never a crash
+ * or a leak (run under ASan). */
+static void test_out_of_memory(void **state)
+{
+    fixture *fx = *state;
+    size_t before = mem_now;
+
+    fdx_set_allocator(&failing);
+    for (fail_at = 1; fail_at < 400; fail_at += 3) {
+        fdx_stream *st;
+        uint64_t tick = 0;
+
+        allocs = 0;
+        if ((st = fdx_stream_new(fx->cat, NULL)) == NULL)
+            continue;
+        for (size_t i = 0; i < fx->fl.n; i++) {
+            const fdx_flow *f = &fx->fl.v[i];
+
+            if (tick == 0)
+                tick = f->first_ms - f->first_ms % TICK_MS + TICK_MS;
+            for (; f->first_ms >= tick; tick += TICK_MS)
+                (void)fdx_stream_advance(st, tick, NULL, NULL);
+            fdx_stream_add(st, f);
+        }
+        (void)fdx_stream_flush(st, NULL, NULL);
+        fdx_stream_free(st);
+        assert_int_equal(mem_now, before);
+    }
+    fail_at = 0;
+    fdx_set_allocator(&counting);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -760,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_recompute_only_new),
         cmocka_unit_test(test_caps_counted),
         cmocka_unit_test(test_random_bounded),
+        cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_other_file),
     };
 
