@@ -477,7 +477,9 @@ static uint32_t ep_find(const fdx_stream *st, const fdx_addr *a,
 }
 
 /* The least recently active endpoint not known, forgotten to make room;
- * FDX__NONE when every endpoint is a known server. */
+ * FDX__NONE when every endpoint is a known server.
+ * TODO: this and ep_slot() scan every endpoint; a network with many
+ * short-lived endpoints would want a free list and a clock hand. */
 static uint32_t ep_evict(fdx_stream *st)
 {
     uint32_t v = FDX__NONE;

@@ -41,8 +41,9 @@ typedef struct fdx_stream_opts {
      * connections, as in fdx_scan_opts; 0: 300000 ms. */
     uint64_t join_gap_ms;
     /* Open connections, and closed ones awaiting fdx_stream_advance();
-     * 0: 1048576 (about 360 MiB at most).  A new connection over the
-     * cap is dropped: stats.conns_dropped. */
+     * 0: 1048576 (about 360 MiB at most).  The records of a new
+     * connection over the cap are dropped, each counted in
+     * stats.conns_dropped. */
     size_t max_open;
     /* Server endpoints tracked (each with a sample of its connections);
      * 0: 4096.  When full, the least recently active endpoint that is
