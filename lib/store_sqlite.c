@@ -378,7 +378,8 @@ static int sqlite_open(fdx_store *st, const char *path, fdx_error *err)
     if ((be = fdx__calloc(1, sizeof(*be))) == NULL)
         return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
     st->be = be;
-    rc = sqlite3_open_v2(path, &be->db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    rc = sqlite3_open_v2(path, &be->db,
+                         flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL);
     if (rc != SQLITE_OK)
         rc = db_error(st, rc, "cannot open", err);
     else if ((rc = configure(st, err)) == 0 && (rc = migrate(st, err)) == 0)
