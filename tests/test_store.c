@@ -88,9 +88,13 @@ static int teardown(void **state)
 /* A fresh store URI (and its path) under the temporary directory. */
 static void new_store(const char *name, char *uri, char *path, size_t n)
 {
+    size_t len;
+
     snprintf(path, n, "%s/%s", tmpdir, name);
+    len = strlen(path);
+    assert_true(len + 8 <= n);
     memcpy(uri, "sqlite:", 7);
-    snprintf(uri + 7, n - 7, "%s", path);
+    memcpy(uri + 7, path, len + 1);
     unlink(path);
 }
 
