@@ -293,7 +293,7 @@ static int migrate(fdx_store *st, fdx_error *err)
     int rc;
 
     if (!st->opts.read_only &&
-        (rc = exec(st, "BEGIN IMMEDIATE", "locking", err)) < 0)
+        (rc = exec(st, "BEGIN IMMEDIATE", "starting the migration", err)) < 0)
         return rc;
     if ((rc = read_version(st, &version, err)) < 0)
         goto out;
