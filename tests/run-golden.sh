@@ -191,6 +191,13 @@ done
 for c in scan flows; do
     helps "$c --help: IPFIX files" "IPFIX file (RFC 5655)" "$FLOWDEX" $c --help
 done
+for c in hosts host; do
+    helps "$c --help: --store" "^ .*--store URI" "$FLOWDEX" $c --help
+done
+helps "scan --help: --store" "^ .*--store URI" "$FLOWDEX" scan --help
+helps "flowdex.1: hosts and host" "^.Cm host$" cat ../man/flowdex.1
+helps "flowdex-store.5: schema_version" "schema_version" \
+    cat ../man/flowdex-store.5
 helps "flowdex.1: IPFIX files" "IPFIX file (RFC 5655" cat ../man/flowdex.1
 helps "flowdex.1: catalog info -j" "Op Fl j | Fl -json" cat ../man/flowdex.1
 helps "flowdex-catalog.5: -j" "^.Fl j , Fl -json" cat ../man/flowdex-catalog.5
