@@ -185,8 +185,16 @@ fail:
     return rc;
 }
 
-static const fdx__store_ops *const backends[] = {
-    &fdx__store_sqlite,
+/* The URI schemes and their backends. */
+static const struct {
+    const char *scheme;
+    const fdx__store_ops *ops;
+} backends[] = {
+    {"sqlite", &fdx__store_sqlite},
+#ifdef FDX_HAVE_POSTGRESQL
+    {"postgresql", &fdx__store_postgresql},
+    {"postgres", &fdx__store_postgresql},
+#endif
 };
 
 /* The backend for uri and what it is given (after "scheme:"). */
@@ -194,11 +202,11 @@ static const fdx__store_ops *find_backend(const char *uri,
                                           const char **target)
 {
     for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
-        size_t n = strlen(backends[i]->scheme);
+        size_t n = strlen(backends[i].scheme);
 
-        if (strncmp(uri, backends[i]->scheme, n) == 0 && uri[n] == ':') {
+        if (strncmp(uri, backends[i].scheme, n) == 0 && uri[n] == ':') {
             *target = uri + n + 1;
-            return backends[i];
+            return backends[i].ops;
         }
     }
     return NULL;
@@ -212,7 +220,13 @@ static int open_error(const char *uri, fdx_error *err)
                              "%s: PostgreSQL stores are not supported by "
                              "this build", uri);
     return fdx_error_set(err, FDX_EUSAGE,
-                         "%s: unknown store; expected sqlite:PATH", uri);
+                         "%s: unknown store; expected sqlite:PATH%s", uri,
+#ifdef FDX_HAVE_POSTGRESQL
+                         " or postgresql://..."
+#else
+                         ""
+#endif
+                         );
 }
 
 int fdx_store_open(const char *uri, const fdx_store_opts *opts,

@@ -14,7 +14,7 @@
 typedef int (*fdx__store_row_fn)(void *ud, fdx_store_host *h);
 
 typedef struct fdx__store_ops {
-    const char *scheme;        /* "sqlite" */
+    const char *scheme;        /* "sqlite", for messages */
     /* target: the URI without "scheme:" (sqlite) or the whole URI */
     int (*open)(fdx_store *st, const char *target, fdx_error *err);
     void (*close)(fdx_store *st);
@@ -38,6 +38,7 @@ struct fdx_store {
 };
 
 extern const fdx__store_ops fdx__store_sqlite;
+extern const fdx__store_ops fdx__store_postgresql;  /* with libpq only */
 
 /* Strings owned by a record read from a store. */
 struct fdx__pool;

@@ -37,7 +37,7 @@ static void scan_usage(FILE *f, int explain)
         "      --json          JSON output\n"
         "      --csv           CSV output, one line per claim\n"
         "      --store URI     also write the results to a store\n"
-        "                      (sqlite:PATH, see flowdex-store(5))\n"
+        "                      (sqlite:PATH or postgresql://...)\n"
         "  -v, --verbose       more messages on stderr (repeatable)\n"
         "  -q, --quiet         errors only\n"
         "  -h, --help          this help\n"

@@ -27,7 +27,8 @@ static void store_usage(FILE *f, int one)
                    "[-v|-q]\n");
     fprintf(f,
         "\n"
-        "  -s, --store URI     the store: sqlite:PATH (see flowdex-store(5))\n"
+        "  -s, --store URI     the store: sqlite:PATH or postgresql://...\n"
+        "                      (see flowdex-store(5))\n"
         "      --json          JSON output\n"
         "%s"
         "  -v, --verbose       more messages on stderr (repeatable)\n"

@@ -17,6 +17,9 @@
 
 #include <cmocka.h>
 #include <sqlite3.h>
+#ifdef FDX_HAVE_POSTGRESQL
+#include <libpq-fe.h>
+#endif
 
 #include "flowdex/flowdex.h"
 
@@ -335,8 +338,15 @@ static void test_refused(void **state)
     }
     assert_int_equal(fdx_store_open("mysql://x", NULL, &st, &err),
                      FDX_EUSAGE);
+#ifdef FDX_HAVE_POSTGRESQL
+    assert_int_equal(fdx_store_open("postgresql://127.0.0.1:1/x?"
+                                    "connect_timeout=2", NULL, &st, &err),
+                     FDX_ENOENT);
+    assert_non_null(strstr(err.msg, "127.0.0.1:1/x"));
+#else
     assert_int_equal(fdx_store_open("postgresql://localhost/x", NULL, &st,
                                     &err), FDX_EUNSUPPORTED);
+#endif
     assert_null(st);
 }
 
@@ -544,6 +554,100 @@ static void test_reader_during_write(void **state)
     fdx_store_close(w);
 }
 
+#ifdef FDX_HAVE_POSTGRESQL
+/*
+ * The same writes on PostgreSQL, against the server named by
+ * FLOWDEX_TEST_POSTGRESQL (a libpq URI; default: the local socket's
+ * flowdex_test database).  Skipped when no server answers there.  The
+ * store's tables in that database are dropped first.
+ */
+static const char *pg_uri(void)
+{
+    const char *u = getenv("FLOWDEX_TEST_POSTGRESQL");
+
+    return u != NULL && u[0] ? u
+                             : "postgresql:///flowdex_test?connect_timeout=2";
+}
+
+static void pg_reset(const char *uri)
+{
+    PGconn *c = PQconnectdb(uri);
+
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQclear(PQexec(c, "SET client_min_messages = warning; DROP TABLE IF "
+                   "EXISTS candidates, history, packages, evidence, hosts,"
+                   " schema_version CASCADE"));
+    PQfinish(c);
+}
+
+static void test_postgresql(void **state)
+{
+    static const fdx_allocator failing = {fail_malloc, fail_realloc, free};
+    const char *uri = pg_uri();
+    PGconn *probe = PQconnectdb(uri);
+    test_host t[2];
+    fdx_host hosts[2];
+    fdx_store_host h;
+    fdx_error err = {0, ""};
+    fdx_store *st;
+    int rc = -1;
+
+    (void)state;
+    if (PQstatus(probe) != CONNECTION_OK) {
+        fprintf(stderr, "skipped: no PostgreSQL server at %s (set "
+                "FLOWDEX_TEST_POSTGRESQL to a libpq URI to test one): %s",
+                uri, PQerrorMessage(probe));
+        PQfinish(probe);
+        skip();
+    }
+    PQfinish(probe);
+    pg_reset(uri);
+    make_host(&t[0], "10.0.0.2", "bookworm", entry_of("alpha", "1.0-1"),
+              1000000);
+    make_host(&t[1], "2001:db8::1", "bookworm", entry_of("beta", "3"),
+              2000000);
+    hosts[0] = t[0].h;
+    hosts[1] = t[1].h;
+    st = open_ok(uri, 0);
+    assert_int_equal(fdx_store_schema_version(st), FDX_STORE_SCHEMA_VERSION);
+    /* all or nothing under allocation failure */
+    for (long n = 0; n < 100 && rc != 0; n++) {
+        alloc_left = n;
+        fdx_set_allocator(&failing);
+        rc = fdx_store_put_hosts(st, cat, hosts, 2, "pg", &err);
+        fdx_set_allocator(NULL);
+        if (rc != 0)
+            assert_int_equal(stats_of(st).hosts, 0);
+    }
+    assert_int_equal(rc, 0);
+    put_ok(st, hosts, 2);
+    assert_int_equal(stats_of(st).hosts, 2);
+    assert_int_equal(stats_of(st).evidence, 2);
+    assert_int_equal(stats_of(st).packages, 2);
+    /* an upgrade: OS and package history */
+    make_host(&t[0], "10.0.0.2", "trixie", entry_of("alpha", "1.0-2"),
+              87400000);
+    put_ok(st, &t[0].h, 1);
+    put_ok(st, &t[0].h, 1);
+    assert_int_equal(fdx_store_get_host(st, &t[0].h.addr, &h, &err), 0);
+    assert_string_equal(h.os.codename, "trixie");
+    assert_int_equal(h.first_seen_ms, 1000000);
+    assert_int_equal(h.nevidence, 2);
+    assert_int_equal(h.npackages, 1);
+    assert_int_equal(h.packages[0].evidence, 1);
+    assert_int_equal(h.nhistory, 2);
+    assert_string_equal(h.history[0].new_value, "debian 13 trixie amd64");
+    assert_string_equal(h.history[1].old_value, "1.0-1");
+    assert_string_equal(h.history[1].collector, "test");
+    fdx_store_host_free(&h);
+    fdx_store_close(st);
+    /* a reader on a store of this version */
+    st = open_ok(uri, 1);
+    assert_int_equal(stats_of(st).history, 2);
+    fdx_store_close(st);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -555,6 +659,9 @@ int main(void)
         cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_read_only),
         cmocka_unit_test(test_reader_during_write),
+#ifdef FDX_HAVE_POSTGRESQL
+        cmocka_unit_test(test_postgresql),
+#endif
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

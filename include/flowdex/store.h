@@ -2,8 +2,10 @@
  * flowdex store: a durable inventory of hosts, their claims, the evidence
  * behind them and the history of what changed.
  *
- * A store is named by a URI; "sqlite:PATH" is a SQLite database (WAL
- * mode: one writer, readers at any time).  The schema is versioned and
+ * A store is named by a URI: "sqlite:PATH" is a SQLite database (WAL
+ * mode: one writer, readers at any time), "postgresql://..." a
+ * PostgreSQL one (libpq's URI; in builds with libpq) that several
+ * collectors may share.  The schema is versioned and
  * migrated when a store is opened for writing; it is described in
  * flowdex-store(5).  Scan results are written with fdx_store_put_hosts()
  * and read back as fdx_store_host records, whose strings are resolved
