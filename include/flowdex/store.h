@@ -31,6 +31,7 @@ extern "C" {
 
 typedef struct fdx_store fdx_store;
 
+/* Options of fdx_store_open(), copied; *log must outlive the store. */
 typedef struct fdx_store_opts {
     const fdx_logger *log;
     int read_only;             /* no creation, no migration, no writes */
