@@ -12,5 +12,6 @@
 #include "flowdex/error.h"
 #include "flowdex/flow.h"
 #include "flowdex/scan.h"
+#include "flowdex/store.h"
 
 #endif /* FLOWDEX_FLOWDEX_H */
