@@ -619,8 +619,11 @@ static void nf_rec_addrs(nf_rec *r)
     int nz6 = r->addr_nonzero[0][1] || r->addr_nonzero[1][1];
     int v6;
 
-    if (r->first_v6 == 0)
+    if (r->first_v6 == 0) {
+        /* frame-section and wireless-station records carry none */
+        r->f.flags |= FDX_FLOW_NO_ADDR;
         return;
+    }
     if ((r->ip_version == 4 || r->ip_version == 6) &&
         (r->has_addr[0][r->ip_version == 6] ||
          r->has_addr[1][r->ip_version == 6]))

@@ -4,7 +4,7 @@
 set -e
 pkgs="meson ninja-build pkg-config gcc libpcap-dev liblzma-dev libzstd-dev
 liblz4-dev libbz2-dev zlib1g-dev libcurl4-openssl-dev libssl-dev
-liblzo2-dev libcmocka-dev python3 nfdump"
+liblzo2-dev libcmocka-dev libsqlite3-dev libpq-dev python3 nfdump"
 [ -n "$FLOWDEX_EXTRA_PKGS" ] && pkgs="$pkgs $FLOWDEX_EXTRA_PKGS"
 missing=""
 for p in $pkgs; do

@@ -79,5 +79,16 @@ int cmd_scan(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_flows(int argc, char **argv);
 int cmd_catalog(int argc, char **argv);
+int cmd_hosts(int argc, char **argv);
+int cmd_host(int argc, char **argv);
+
+/*
+ * flowdex scan --store: writes a finished scan's hosts to the store at
+ * uri.  Returns 0, or an exit code after one error line naming the store.
+ */
+struct fdx_catalog;
+struct fdx_scan;
+int cli_store_scan(const char *uri, const struct fdx_catalog *cat,
+                   const struct fdx_scan *s);
 
 #endif /* FLOWDEX_CLI_H */

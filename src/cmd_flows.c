@@ -59,11 +59,11 @@ typedef struct flow_text {
 static void flag_names(unsigned flags, char *buf, size_t len)
 {
     static const char *const names[] = {"sampled", "biflow", "time-bad",
-                                        "no-time"};
+                                        "no-time", "no-addr"};
     size_t n = 0;
 
     buf[0] = '\0';
-    for (unsigned i = 0; i < 4; i++)
+    for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if ((flags & (1u << i)) && n < len)
             n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "|" : "",
                                   names[i]);

@@ -14,6 +14,7 @@
 
 typedef struct scan_args {
     const char *catalog;
+    const char *store;      /* --store URI, or NULL */
     enum report_format fmt;
     int explain;
     fdx_addr host;
@@ -27,14 +28,16 @@ static void scan_usage(FILE *f, int explain)
         fprintf(f, "usage: flowdex explain [-c CATALOG] [--json|--csv] "
                    "[-v|-q] HOST INPUT...\n");
     else
-        fprintf(f, "usage: flowdex scan [-c CATALOG] [--json|--csv] [-v|-q] "
-                   "INPUT...\n");
+        fprintf(f, "usage: flowdex scan [-c CATALOG] [--json|--csv] "
+                   "[--store URI] [-v|-q] INPUT...\n");
     fprintf(f,
         "\n"
         "  -c, --catalog FILE  catalog built by 'flowdex catalog build'\n"
         "                      (default " CLI_DEFAULT_CATALOG ")\n"
         "      --json          JSON output\n"
         "      --csv           CSV output, one line per claim\n"
+        "      --store URI     also write the results to a store\n"
+        "                      (sqlite:PATH or postgresql://...)\n"
         "  -v, --verbose       more messages on stderr (repeatable)\n"
         "  -q, --quiet         errors only\n"
         "  -h, --help          this help\n"
@@ -50,6 +53,7 @@ static int parse_args(int argc, char **argv, scan_args *a)
         {"catalog", required_argument, NULL, 'c'},
         {"json", no_argument, NULL, 'j'},
         {"csv", no_argument, NULL, 'C'},
+        {"store", required_argument, NULL, 'S'},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -59,6 +63,7 @@ static int parse_args(int argc, char **argv, scan_args *a)
     while ((c = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': a->catalog = optarg; break;
+        case 'S': a->store = optarg; break;
         case 'j':
         case 'C':
             if (a->fmt != REPORT_TABLE)
@@ -198,18 +203,24 @@ static int run(scan_args *a)
     }
     log_summary(s, &rs);
     if (a->explain && a->fmt != REPORT_TABLE) {
-        report_hosts(stdout, s, cat, a->fmt, &a->host);
+        rc = report_hosts(stdout, s, cat, a->fmt, &a->host);
     } else if (a->explain) {
         for (size_t i = 0; i < fdx_scan_host_count(s); i++)
             if (fdx_addr_cmp(&fdx_scan_host(s, i)->addr, &a->host) == 0) {
-                report_explain(stdout, fdx_scan_host(s, i), cat);
+                rc = report_explain(stdout, fdx_scan_host(s, i), cat);
                 goto out;
             }
         printf("no evidence for this host\n");
     } else {
-        report_hosts(stdout, s, cat, a->fmt, NULL);
+        rc = report_hosts(stdout, s, cat, a->fmt, NULL);
     }
+    if (rc == 0 && a->store != NULL)
+        rc = cli_store_scan(a->store, cat, s);
 out:
+    if (rc < 0) {
+        cli_errorf("%s", fdx_strerror(rc));
+        rc = cli_exit_code(rc);
+    }
     fdx_scan_free(s);
     fdx_catalog_close(cat);
     return rc != 0 ? rc : failed;  /* main() checks standard output */

@@ -18,6 +18,8 @@ static void usage(FILE *f)
         "  explain  print the evidence for one host\n"
         "  flows    print the decoded flow records of flow files\n"
         "  catalog  build or describe a catalog of repository files\n"
+        "  hosts    print the inventory kept in a store\n"
+        "  host     print one host of a store, with its history\n"
         "\n"
         "Run 'flowdex <command> --help' for a command's options,\n"
         "and see flowdex(1).\n");
@@ -49,6 +51,10 @@ static int run(int argc, char **argv)
         return cmd_flows(argc - 1, argv + 1);
     if (strcmp(cmd, "catalog") == 0)
         return cmd_catalog(argc - 1, argv + 1);
+    if (strcmp(cmd, "hosts") == 0)
+        return cmd_hosts(argc - 1, argv + 1);
+    if (strcmp(cmd, "host") == 0)
+        return cmd_host(argc - 1, argv + 1);
     cli_errorf("unknown command '%s'; try 'flowdex --help'", cmd);
     return EX_USAGE;
 }

@@ -58,6 +58,59 @@ golden "explain, json, IPFIX export" golden/explain-10.1.0.11.json \
 golden "catalog info" golden/catalog-info.txt \
     "$FLOWDEX" catalog info "$CAT"
 
+# The store: what scan --store writes, hosts --store prints as scan does
+# (the summary block aside: the store keeps no flow counts), however
+# often the same scan is written; host --store adds first/last seen and
+# the history.
+ST="sqlite:$tmp/inv.db"
+"$FLOWDEX" scan -q --store "$ST" -c "$CAT" ../sample/flows >/dev/null
+"$FLOWDEX" scan -q --store "$ST" -c "$CAT" ../sample/flows >/dev/null
+sed '$d' golden/scan-nfcapd.json >"$tmp/scan-hosts.json"
+golden "hosts --store --json equals scan --json" "$tmp/scan-hosts.json" \
+    sh -c '"$1" hosts --store "$2" --json | sed "\$d"' sh "$FLOWDEX" "$ST"
+golden "hosts --store --csv equals scan --csv" golden/scan-nfcapd.csv \
+    "$FLOWDEX" hosts --store "$ST" --csv
+golden "host --store" golden/store-host-10.1.0.11.txt \
+    "$FLOWDEX" host 10.1.0.11 --store "$ST"
+golden "host --store --json" golden/store-host-10.1.0.11.json \
+    "$FLOWDEX" host 10.1.0.11 --store "$ST" --json
+if "$FLOWDEX" hosts --store "$ST" --json | tail -1 |
+   grep -q '"summary": {"hosts": 10, "packages": 50, "evidence": 100, "history": 0'; then
+    ok "hosts --store summary"
+else
+    bad "hosts --store summary"
+fi
+status "store that cannot be opened" 66 "sqlite:$tmp/none.db" \
+    "$FLOWDEX" hosts --store "sqlite:$tmp/none.db"
+status "host not in the store" 66 "no host 10.9.9.9" \
+    "$FLOWDEX" host 10.9.9.9 --store "$ST"
+printf 'not a database, and long enough to be read as one by sqlite, %s\n' \
+    "surely not at all; nothing but a few words of text here and there" \
+    >"$tmp/junk.db"
+status "corrupt store" 65 "junk.db: .*not a database" \
+    "$FLOWDEX" hosts --store "sqlite:$tmp/junk.db"
+status "scan into a corrupt store" 65 "junk.db" \
+    "$FLOWDEX" scan -q --store "sqlite:$tmp/junk.db" -c "$CAT" ../sample/flows
+status "store opened read-only" 74 "inv.db?mode=ro: .*readonly" \
+    "$FLOWDEX" scan -q --store "sqlite:file:$tmp/inv.db?mode=ro" -c "$CAT" \
+    ../sample/flows
+# a file size limit stands in for a full disk
+status "store on a full disk" 74 "full.db: .*disk I/O error" \
+    sh -c 'trap "" XFSZ; ulimit -f 64; exec "$@"' sh \
+    "$FLOWDEX" scan -q --store "sqlite:$tmp/full.db" -c "$CAT" ../sample/flows
+status "unknown store scheme" 64 "mysql://x: unknown store" \
+    "$FLOWDEX" hosts --store mysql://x
+status "hosts without a store" 64 "no store given" "$FLOWDEX" hosts
+if python3 -c '
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+sys.exit(db.execute("PRAGMA integrity_check").fetchone()[0] != "ok")' \
+    "$tmp/inv.db"; then
+    ok "store integrity_check"
+else
+    bad "store integrity_check"
+fi
+
 # flows: every field, in the three formats, on real exporters' captures
 # (NSEL events and biflow counters, v5 header sampling, IPFIX reverse
 # elements), and --stats on standard error
@@ -138,6 +191,13 @@ done
 for c in scan flows; do
     helps "$c --help: IPFIX files" "IPFIX file (RFC 5655)" "$FLOWDEX" $c --help
 done
+for c in hosts host; do
+    helps "$c --help: --store" "^ .*--store URI" "$FLOWDEX" $c --help
+done
+helps "scan --help: --store" "^ .*--store URI" "$FLOWDEX" scan --help
+helps "flowdex.1: hosts and host" "^.Cm host$" cat ../man/flowdex.1
+helps "flowdex-store.5: schema_version" "schema_version" \
+    cat ../man/flowdex-store.5
 helps "flowdex.1: IPFIX files" "IPFIX file (RFC 5655" cat ../man/flowdex.1
 helps "flowdex.1: catalog info -j" "Op Fl j | Fl -json" cat ../man/flowdex.1
 helps "flowdex-catalog.5: -j" "^.Fl j , Fl -json" cat ../man/flowdex-catalog.5

@@ -23,7 +23,9 @@ enum {
     FDX_FLOW_SAMPLED = 1u << 0,   /* byte counts are a sampled estimate */
     FDX_FLOW_BIFLOW = 1u << 1,    /* rev_octets/rev_packets are valid */
     FDX_FLOW_TIME_BAD = 1u << 2,  /* first_ms/last_ms could not be trusted */
-    FDX_FLOW_NO_TIME = 1u << 3    /* the record carried no time at all */
+    FDX_FLOW_NO_TIME = 1u << 3,   /* the record carried no time at all */
+    FDX_FLOW_NO_ADDR = 1u << 4    /* the record carried no IP address
+                                   * (src and dst are ::) */
 };
 
 /* fdx_flow.source: what kind of input the record came from */

@@ -1,0 +1,402 @@
+/*
+ * The store front end: picks the backend from the URI, runs each batch
+ * of hosts in one transaction, and turns scan results into resolved
+ * records (catalog indexes to strings) that the backends and the tools'
+ * writers share.
+ */
+#include <stdalign.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "internal.h"
+#include "store_int.h"
+
+struct fdx__pool {
+    struct fdx__pool *next;
+    alignas(max_align_t) unsigned char data[];
+};
+
+void *fdx__pool_alloc(fdx_store_host *h, size_t n)
+{
+    struct fdx__pool *p;
+
+    if (n > SIZE_MAX - sizeof(*p))
+        return NULL;
+    p = fdx__calloc(1, sizeof(*p) + n);
+    if (p == NULL)
+        return NULL;
+    p->next = h->pool;
+    h->pool = p;
+    return p->data;
+}
+
+const char *fdx__pool_strdup(fdx_store_host *h, const char *s, int *failed)
+{
+    size_t n;
+    char *d;
+
+    if (s == NULL)
+        return NULL;
+    n = strlen(s) + 1;
+    d = fdx__pool_alloc(h, n);
+    if (d == NULL) {
+        *failed = 1;
+        return NULL;
+    }
+    memcpy(d, s, n);
+    return d;
+}
+
+void fdx_store_host_free(fdx_store_host *h)
+{
+    if (h == NULL)
+        return;
+    while (h->pool != NULL) {
+        struct fdx__pool *next = h->pool->next;
+
+        fdx__free(h->pool);
+        h->pool = next;
+    }
+    memset(h, 0, sizeof(*h));
+}
+
+static void resolve_file(const fdx_catalog *cat, uint32_t i,
+                         fdx_store_file *f)
+{
+    fdx_entry e;
+    fdx_origin o;
+
+    fdx_catalog_entry(cat, i, &e);
+    fdx_catalog_origin(cat, e.origin, &o);
+    f->name = e.kind == FDX_KIND_PACKAGE ? e.package : e.path;
+    f->version = e.version;
+    f->arch = e.arch;
+    f->suite = o.codename;
+    f->path = e.path;
+    f->size = e.size;
+}
+
+static int resolve_evidence(const fdx_catalog *cat, const fdx_evidence *ev,
+                            fdx_store_host *out, fdx_store_evidence *r)
+{
+    r->first_ms = ev->first_ms;
+    r->last_ms = ev->last_ms;
+    r->server = ev->server;
+    r->server_port = ev->server_port;
+    r->client_port = ev->client_port;
+    r->octets = ev->octets;
+    r->packets = ev->packets;
+    r->req_octets = ev->req_octets;
+    r->req_packets = ev->req_packets;
+    r->records = ev->records;
+    r->kind = ev->kind;
+    r->transport = ev->transport;
+    r->est_files = ev->est_files;
+    r->win_lo = ev->win_lo;
+    r->win_hi = ev->win_hi;
+    r->path_lo = ev->path_lo;
+    r->path_hi = ev->path_hi;
+    r->ncand_total = ev->ncand_total;
+    r->ncand = ev->ncand < FDX_MAX_CANDIDATES ? ev->ncand
+                                              : FDX_MAX_CANDIDATES;
+    if (r->ncand == 0)
+        return 0;
+    r->cand = fdx__pool_alloc(out, r->ncand * sizeof(*r->cand));
+    if (r->cand == NULL)
+        return FDX_ENOMEM;
+    for (uint32_t k = 0; k < r->ncand; k++)
+        resolve_file(cat, ev->cand[k], &r->cand[k]);
+    return 0;
+}
+
+static void resolve_os(const fdx_os_claim *os, fdx_store_os *r)
+{
+    r->known = os->known;
+    if (!os->known)
+        return;
+    r->family = os->family;
+    r->release = os->release;
+    r->codename = os->codename;
+    r->arch = os->arch;
+    r->confidence = os->confidence;
+    r->arch_confidence = os->arch_confidence;
+}
+
+static int resolve_packages(const fdx_catalog *cat, const fdx_host *h,
+                            fdx_store_host *out)
+{
+    if (h->npackages == 0)
+        return 0;
+    out->packages = fdx__pool_alloc(out,
+                                    h->npackages * sizeof(*out->packages));
+    if (out->packages == NULL)
+        return FDX_ENOMEM;
+    out->npackages = h->npackages;
+    for (size_t i = 0; i < h->npackages; i++) {
+        const fdx_package_claim *pc = &h->packages[i];
+        fdx_store_package *p = &out->packages[i];
+
+        resolve_file(cat, pc->entry, &p->file);
+        p->confidence = pc->confidence;
+        p->evidence = -1;
+        if (pc->evidence < h->nevidence) {
+            const fdx_evidence *ev = &h->evidence[pc->evidence];
+
+            p->time_ms = p->first_seen_ms = ev->first_ms;
+            p->last_seen_ms = ev->last_ms;
+            p->evidence = (int64_t)pc->evidence;
+            out->evidence[pc->evidence].claimed = 1;
+        }
+    }
+    return 0;
+}
+
+int fdx_store_host_resolve(const fdx_catalog *cat, const fdx_host *h,
+                           fdx_store_host *out)
+{
+    int rc = FDX_ENOMEM;
+
+    memset(out, 0, sizeof(*out));
+    out->addr = h->addr;
+    out->sampled_flows = h->sampled_flows;
+    resolve_os(&h->os, &out->os);
+    if (h->nevidence > 0) {
+        out->evidence = fdx__pool_alloc(out,
+                                        h->nevidence * sizeof(*out->evidence));
+        if (out->evidence == NULL)
+            goto fail;
+        out->nevidence = h->nevidence;
+    }
+    for (size_t i = 0; i < h->nevidence; i++) {
+        const fdx_evidence *ev = &h->evidence[i];
+
+        if ((rc = resolve_evidence(cat, ev, out, &out->evidence[i])) < 0)
+            goto fail;
+        if (i == 0 || ev->first_ms < out->first_seen_ms)
+            out->first_seen_ms = ev->first_ms;
+        if (ev->last_ms > out->last_seen_ms)
+            out->last_seen_ms = ev->last_ms;
+    }
+    if ((rc = resolve_packages(cat, h, out)) < 0)
+        goto fail;
+    return 0;
+fail:
+    fdx_store_host_free(out);
+    return rc;
+}
+
+/* The URI schemes and their backends. */
+static const struct {
+    const char *scheme;
+    const fdx__store_ops *ops;
+} backends[] = {
+    {"sqlite", &fdx__store_sqlite},
+#ifdef FDX_HAVE_POSTGRESQL
+    {"postgresql", &fdx__store_postgresql},
+    {"postgres", &fdx__store_postgresql},
+#endif
+};
+
+/* The backend for uri and what it is given (after "scheme:"). */
+static const fdx__store_ops *find_backend(const char *uri,
+                                          const char **target)
+{
+    for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+        size_t n = strlen(backends[i].scheme);
+
+        if (strncmp(uri, backends[i].scheme, n) == 0 && uri[n] == ':') {
+            *target = uri + n + 1;
+            return backends[i].ops;
+        }
+    }
+    return NULL;
+}
+
+static int open_error(const char *uri, fdx_error *err)
+{
+    if (strncmp(uri, "postgresql://", 13) == 0 ||
+        strncmp(uri, "postgres://", 11) == 0)
+        return fdx_error_set(err, FDX_EUNSUPPORTED,
+                             "%s: PostgreSQL stores are not supported by "
+                             "this build", uri);
+    return fdx_error_set(err, FDX_EUSAGE,
+                         "%s: unknown store; expected sqlite:PATH%s", uri,
+#ifdef FDX_HAVE_POSTGRESQL
+                         " or postgresql://..."
+#else
+                         ""
+#endif
+                         );
+}
+
+int fdx_store_open(const char *uri, const fdx_store_opts *opts,
+                   fdx_store **out, fdx_error *err)
+{
+    const char *target = NULL;
+    const fdx__store_ops *ops = find_backend(uri, &target);
+    fdx_store *st;
+    int rc;
+
+    *out = NULL;
+    if (ops == NULL)
+        return open_error(uri, err);
+    st = fdx__calloc(1, sizeof(*st));
+    if (st == NULL || (st->uri = fdx__strdup(uri)) == NULL) {
+        fdx__free(st);
+        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", uri);
+    }
+    st->ops = ops;
+    if (opts != NULL)
+        st->opts = *opts;
+    if (st->opts.busy_timeout_ms == 0)
+        st->opts.busy_timeout_ms = 5000;
+    if ((rc = ops->open(st, target, err)) < 0) {
+        fdx__free(st->uri);
+        fdx__free(st);
+        return rc;
+    }
+    *out = st;
+    return 0;
+}
+
+void fdx_store_close(fdx_store *st)
+{
+    if (st == NULL)
+        return;
+    st->ops->close(st);
+    fdx__free(st->uri);
+    fdx__free(st);
+}
+
+const char *fdx_store_uri(const fdx_store *st)
+{
+    return st->uri;
+}
+
+int fdx_store_schema_version(const fdx_store *st)
+{
+    return st->schema_version;
+}
+
+/* Where a batch's hosts come from: an array or a scan. */
+typedef const fdx_host *(*host_at_fn)(const void *src, size_t i);
+
+static const fdx_host *array_at(const void *src, size_t i)
+{
+    return (const fdx_host *)src + i;
+}
+
+static const fdx_host *scan_at(const void *src, size_t i)
+{
+    return fdx_scan_host(src, i);
+}
+
+/* Writes hosts 0..n of src in one transaction, or nothing. */
+static int put_batch(fdx_store *st, const fdx_catalog *cat, host_at_fn at,
+                     const void *src, size_t n, const char *collector,
+                     fdx_error *err)
+{
+    int rc;
+
+    if (st->opts.read_only)
+        return fdx_error_set(err, FDX_EUSAGE, "%s: opened read-only",
+                             st->uri);
+    if ((rc = st->ops->begin(st, err)) < 0)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        fdx_store_host h;
+
+        if ((rc = fdx_store_host_resolve(cat, at(src, i), &h)) < 0) {
+            fdx_error_set(err, rc, "%s: out of memory", st->uri);
+            goto fail;
+        }
+        rc = st->ops->put_host(st, &h, collector, err);
+        fdx_store_host_free(&h);
+        if (rc < 0)
+            goto fail;
+    }
+    if ((rc = st->ops->commit(st, err)) < 0)
+        goto fail;
+    fdx__log(st->opts.log, FDX_LOG_INFO, "event=store-write store=%s "
+             "hosts=%zu", st->uri, n);
+    return 0;
+fail:
+    st->ops->rollback(st);
+    return rc;
+}
+
+int fdx_store_put_hosts(fdx_store *st, const fdx_catalog *cat,
+                        const fdx_host *hosts, size_t n,
+                        const char *collector, fdx_error *err)
+{
+    return put_batch(st, cat, array_at, hosts, n, collector, err);
+}
+
+int fdx_store_put_scan(fdx_store *st, const fdx_catalog *cat,
+                       const fdx_scan *scan, const char *collector,
+                       fdx_error *err)
+{
+    return put_batch(st, cat, scan_at, scan, fdx_scan_host_count(scan),
+                     collector, err);
+}
+
+typedef struct each_ctx {
+    fdx_store_host_fn fn;
+    void *ud;
+} each_ctx;
+
+static int each_one(void *ud, fdx_store_host *h)
+{
+    const each_ctx *c = ud;
+
+    return c->fn(c->ud, h);
+}
+
+int fdx_store_each_host(fdx_store *st, fdx_store_host_fn fn, void *ud,
+                        fdx_error *err)
+{
+    each_ctx c = {fn, ud};
+
+    return st->ops->each_host(st, NULL, each_one, &c, err);
+}
+
+/* Keeps the one host each_host() finds, for fdx_store_get_host(). */
+typedef struct take_one {
+    fdx_store_host *out;
+    int found;
+} take_one;
+
+static int take(void *ud, fdx_store_host *h)
+{
+    take_one *t = ud;
+
+    *t->out = *h;
+    memset(h, 0, sizeof(*h));   /* the pool is the caller's now */
+    t->found = 1;
+    return 1;
+}
+
+int fdx_store_get_host(fdx_store *st, const fdx_addr *addr,
+                       fdx_store_host *out, fdx_error *err)
+{
+    take_one t = {out, 0};
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = st->ops->each_host(st, addr, take, &t, err);
+    if (rc < 0)
+        return rc;
+    if (!t.found) {
+        char a[FDX_ADDRSTRLEN];
+
+        return fdx_error_set(err, FDX_ENOTFOUND, "%s: no host %s", st->uri,
+                             fdx_addr_format(addr, a, sizeof(a)));
+    }
+    return 0;
+}
+
+int fdx_store_get_stats(fdx_store *st, fdx_store_stats *out, fdx_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    return st->ops->stats(st, out, err);
+}

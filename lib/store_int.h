@@ -1,0 +1,53 @@
+/*
+ * Private interface between the store front end (store.c) and its
+ * backends.  A backend fills in one fdx__store_ops table; the front end
+ * parses the URI, runs the transaction around a batch and resolves scan
+ * results, so a backend only maps records to its tables.
+ */
+#ifndef FLOWDEX_STORE_INT_H
+#define FLOWDEX_STORE_INT_H
+
+#include "flowdex/store.h"
+
+/* Given each host read; may take the record over by moving it out and
+ * zeroing *h (the backend frees what is left in *h after the call). */
+typedef int (*fdx__store_row_fn)(void *ud, fdx_store_host *h);
+
+typedef struct fdx__store_ops {
+    const char *scheme;        /* "sqlite", for messages */
+    /* target: the URI without "scheme:" (sqlite) or the whole URI */
+    int (*open)(fdx_store *st, const char *target, fdx_error *err);
+    void (*close)(fdx_store *st);
+    int (*begin)(fdx_store *st, fdx_error *err);
+    int (*commit)(fdx_store *st, fdx_error *err);
+    void (*rollback)(fdx_store *st);
+    /* Upserts one host; called between begin and commit. */
+    int (*put_host)(fdx_store *st, const fdx_store_host *h,
+                    const char *collector, fdx_error *err);
+    int (*each_host)(fdx_store *st, const fdx_addr *only,
+                     fdx__store_row_fn fn, void *ud, fdx_error *err);
+    int (*stats)(fdx_store *st, fdx_store_stats *out, fdx_error *err);
+} fdx__store_ops;
+
+struct fdx_store {
+    const fdx__store_ops *ops;
+    void *be;                  /* the backend's handle */
+    char *uri;
+    fdx_store_opts opts;
+    int schema_version;
+};
+
+extern const fdx__store_ops fdx__store_sqlite;
+extern const fdx__store_ops fdx__store_postgresql;  /* with libpq only */
+
+/* Strings owned by a record read from a store. */
+struct fdx__pool;
+
+/* Copies s (NULL stays NULL) into h's pool; NULL with *failed set if no
+ * memory. */
+const char *fdx__pool_strdup(fdx_store_host *h, const char *s, int *failed);
+
+/* Allocates n zeroed bytes owned by h's pool; NULL if no memory. */
+void *fdx__pool_alloc(fdx_store_host *h, size_t n);
+
+#endif /* FLOWDEX_STORE_INT_H */
