@@ -153,9 +153,9 @@ static int read_all(void *ud, fdx_flow_fn fn, void *fn_ud)
 }
 
 /*
- * Decoding the inputs and adding their records to the scan take about
- * as long as each other: the inputs are read on a second thread, and the
- * records reach the scan in the order read, so the result is the same.
+ * The inputs are decoded on a second thread while the scan stores the
+ * records already read; they reach the scan in the order read, so the
+ * result is the one of reading and adding them on one thread.
  */
 static int read_inputs(const scan_args *a, fdx_scan *s, fdx_read_stats *rs,
                        int *failed)
