@@ -11,8 +11,27 @@
 #define FDX__SCRATCH 4096
 #define FDX__DEFAULT_GAP_MS 300000
 
+/*
+ * The hypotheses and the table of path lengths are built from the
+ * catalog independently, each into its own members of the scan: on two
+ * threads, as both walk every entry of the catalog.
+ */
+typedef struct new_work {
+    fdx_scan *s;
+    int rc[2];
+} new_work;
+
+static void new_worker(void *ctx, unsigned worker)
+{
+    new_work *w = ctx;
+
+    w->rc[worker] = worker == 0 ? fdx__hyps_build(w->s)
+                                : fdx__path_hist_build(w->s);
+}
+
 fdx_scan *fdx_scan_new(const fdx_catalog *cat, const fdx_scan_opts *opts)
 {
+    new_work w;
     fdx_scan *s = fdx__calloc(1, sizeof(*s));
 
     if (s == NULL)
@@ -22,7 +41,9 @@ fdx_scan *fdx_scan_new(const fdx_catalog *cat, const fdx_scan_opts *opts)
         s->opts = *opts;
     if (s->opts.join_gap_ms == 0)
         s->opts.join_gap_ms = FDX__DEFAULT_GAP_MS;
-    if (fdx__hyps_build(s) < 0 || fdx__path_hist_build(s) < 0) {
+    w.s = s;
+    fdx__run2(new_worker, &w);
+    if (w.rc[0] < 0 || w.rc[1] < 0) {
         fdx_scan_free(s);
         return NULL;
     }
