@@ -1029,7 +1029,9 @@ static int learn_servers(fdx_scan *s, const uint32_t *idx, const spans *sp)
         if (v == NULL) {
             rc = FDX_ENOMEM;
         } else {
-            memcpy(v + w.nfound[0], w.found[1], w.nfound[1] * sizeof(*v));
+            if (w.nfound[1] > 0)    /* found[1] may be NULL */
+                memcpy(v + w.nfound[0], w.found[1],
+                       w.nfound[1] * sizeof(*v));
             qsort(v, n, sizeof(*v), server_cmp);
             s->servers = v;
             s->nservers = n;
