@@ -324,32 +324,91 @@ static void give_back(void)
 }
 
 /*
+ * Each part is joined on its own: two workers take half of the parts
+ * each, part k's connections going to cv + off[k] (a part cannot give
+ * more connections than it has halves), and are then moved together in
+ * part order, so that the result is the one of joining the parts in
+ * order on one thread.
+ */
+typedef struct join_work {
+    fdx__halves *hv;
+    fdx__conn *cv;
+    uint64_t gap_ms;
+    size_t off[FDX__NPART];     /* first slot of part k's connections */
+    size_t got[FDX__NPART];     /* connections joined from part k */
+    uint64_t dups[2];
+    int rc[2];
+} join_work;
+
+/* Sorts part k, joins it and frees it; returns 0 or FDX_ENOMEM. */
+static int join_one(join_work *w, unsigned worker, size_t k)
+{
+    fdx__part *p = &w->hv->v[k];
+    joiner j;
+    uint32_t *order;
+    uint64_t *keys;
+    int rc;
+
+    /* the runs are sorted by join_part(), when their halves are cached */
+    if ((rc = fdx__sort_by_key(p->n, tuple_hash, p, &order, &keys)) != 0)
+        return rc;
+    memset(&j, 0, sizeof(j));
+    j.cv = w->cv + w->off[k];
+    j.gap_ms = w->gap_ms;
+    j.dups = &w->dups[worker];
+    join_part(&j, p, order, keys);
+    w->got[k] = j.n;
+    fdx__free(order);
+    fdx__free(keys);
+    fdx__free(p->v);
+    memset(p, 0, sizeof(*p));
+    return 0;
+}
+
+/*
+ * One worker's half of the parts, in order, each freed once joined so
+ * that its memory serves the connections.
+ */
+static void join_worker(void *ctx, unsigned worker)
+{
+    join_work *w = ctx;
+    size_t half = FDX__NPART / 2, k0 = worker * half;
+
+    for (size_t k = k0; k < k0 + half && w->rc[worker] == 0; k++) {
+        if (w->hv->v[k].n != 0)
+            w->rc[worker] = join_one(w, worker, k);
+        if (k % FDX__TRIM_PARTS == FDX__TRIM_PARTS - 1)
+            give_back();
+    }
+}
+
+/*
  * The parts in order of the hash's top bits, each in order of the whole
  * hash, give the connections in the order of one sort of all the halves
- * by hash (stable, as the parts keep the order of arrival).  Each part
- * is freed once joined, so its memory serves the connections.
+ * by hash (stable, as the parts keep the order of arrival).
  */
 static int join_parts(joiner *j, fdx__halves *hv)
 {
-    for (size_t k = 0; k < FDX__NPART; k++) {
-        fdx__part *p = &hv->v[k];
-        uint32_t *order;
-        uint64_t *keys;
-        int rc;
+    join_work w;
+    size_t off = 0;
 
-        if (p->n == 0)
-            continue;
-        /* the runs are sorted by join_part(), when their halves are
-         * cached */
-        if ((rc = fdx__sort_by_key(p->n, tuple_hash, p, &order, &keys)) != 0)
-            return rc;
-        join_part(j, p, order, keys);
-        fdx__free(order);
-        fdx__free(keys);
-        fdx__free(p->v);
-        memset(p, 0, sizeof(*p));
-        if (k % FDX__TRIM_PARTS == FDX__TRIM_PARTS - 1)
-            give_back();
+    memset(&w, 0, sizeof(w));
+    w.hv = hv;
+    w.cv = j->cv;
+    w.gap_ms = j->gap_ms;
+    for (size_t k = 0; k < FDX__NPART; k++) {
+        w.off[k] = off;
+        off += hv->v[k].n;
+    }
+    fdx__run2(join_worker, &w);
+    *j->dups += w.dups[0] + w.dups[1];
+    if (w.rc[0] != 0 || w.rc[1] != 0)
+        return w.rc[0] != 0 ? w.rc[0] : w.rc[1];
+    for (size_t k = 0; k < FDX__NPART; k++) {
+        if (w.got[k] != 0 && w.off[k] != j->n)
+            memmove(j->cv + j->n, j->cv + w.off[k],
+                    w.got[k] * sizeof(*j->cv));
+        j->n += w.got[k];
     }
     return 0;
 }

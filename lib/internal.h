@@ -70,6 +70,18 @@ int fdx__order_by_key(size_t n, fdx__key_fn key, fdx__run_fn run,
 int fdx__sort_by_key(size_t n, fdx__key_fn key, const void *ctx,
                      uint32_t **out, uint64_t **out_keys);
 
+/*
+ * Runs fn(ctx, 1) on a second thread and fn(ctx, 0) on this one, and
+ * returns once both returned.  Only with the C library's allocator, whose
+ * calls are thread-safe: with hooks set (tests failing the n-th
+ * allocation), or when no thread can be started, fn(ctx, 0) and then
+ * fn(ctx, 1) run here, in that order.  fn splits its work by the worker
+ * number; what the two write must not overlap.
+ */
+typedef void (*fdx__work_fn)(void *ctx, unsigned worker);
+
+void fdx__run2(fdx__work_fn fn, void *ctx);
+
 /* Mixes v into the running 64-bit hash h (for grouping keys). */
 static inline uint64_t fdx__mix64(uint64_t h, uint64_t v)
 {

@@ -328,7 +328,7 @@ int fdx__two_requests(const fdx_scan *s, const fdx__server *sv,
 }
 
 static void score_hyps(const fdx_scan *s, const fdx__cands *cs,
-                       const fdx_evidence *ev, double *lr)
+                       const fdx_evidence *ev, double *lr, double *expected)
 {
     double share = ev->path_hi ? fdx__path_share(s, ev->path_lo, ev->path_hi)
                                : 1.0;
@@ -346,9 +346,9 @@ static void score_hyps(const fdx_scan *s, const fdx__cands *cs,
         else if (a >= 0)
             lr[g * na + (size_t)a] += 1;
     }
-    fdx__cands_expected(s, cs, s->expected);
+    fdx__cands_expected(s, cs, expected);
     for (size_t h = 0; h < s->nhyps; h++)
-        lr[h] = fdx__lr(lr[h], s->expected[h] * share);
+        lr[h] = fdx__lr(lr[h], expected[h] * share);
 }
 
 int fdx__conn_explained(const fdx_scan *s, const fdx__server *sv,
@@ -422,7 +422,8 @@ static void ev_fill(const fdx_scan *s, const fdx__cands *cs,
 }
 
 void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
-                     double *lr, uint32_t *scratch, size_t cap)
+                     double *lr, double *expected, uint32_t *scratch,
+                     size_t cap)
 {
     const fdx__server *sv = fdx__server_find(s, &c->server, c->sport);
     fdx__cands cs;
@@ -454,6 +455,6 @@ void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
         ev->kind = FDX_EV_UNMATCHED;
         return;
     }
-    score_hyps(s, &cs, ev, lr);
+    score_hyps(s, &cs, ev, lr, expected);
     ev_fill(s, &cs, ev);
 }

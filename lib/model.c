@@ -20,6 +20,7 @@
  * the record layer adds overhead that grows with the size; no such vote
  * converges on a few downloads, so a fixed profile is used (scan_int.h).
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -939,31 +940,119 @@ static int repository_addr(const fdx_scan *s, size_t n, const fdx_addr *a)
     return 0;
 }
 
-/*
- * One run of connections to one server endpoint.  The first pass learns
- * HTTP servers, and keeps those it could calibrate: only they are
- * repository servers.  The second keeps TLS ports on their addresses;
- * HTTPS elsewhere is no repository flowdex knows.  voters: voters_in()
- * of the run.
- */
-static int server_group(fdx_scan *s, int pass, const uint32_t *idx,
-                        size_t n, size_t voters, size_t *cap)
+/* A server endpoint as the run of its connections idx[0 .. n) sees it. */
+static void server_init(const fdx_scan *s, const uint32_t *idx,
+                        fdx__server *sv)
 {
     const fdx__conn *c = &s->conns[idx[0]];
+
+    memset(sv, 0, sizeof(*sv));
+    sv->addr = c->server;
+    sv->port = c->sport;
+    sv->tls = (uint8_t)is_tls_port(sv->port);
+}
+
+/*
+ * The first pass learns HTTP servers, and keeps those it could
+ * calibrate: only they are repository servers.  Two workers take the
+ * spans FDX__SPAN_CHUNK at a time (the few busy mirrors cost nearly all
+ * of it, and which worker gets them cannot be told beforehand), each
+ * into its own list; sorted together, the lists give the servers one
+ * thread would have found, in the same order.
+ */
+#define FDX__SPAN_CHUNK 64
+
+typedef struct calib_work {
+    fdx_scan *s;
+    const uint32_t *idx;
+    const spans *sp;
+    atomic_size_t next;         /* first span not yet taken */
+    fdx__server *found[2];
+    size_t nfound[2], cap[2];
+    int rc[2];
+} calib_work;
+
+/* One span of the first pass: 0, or FDX_ENOMEM. */
+static int learn_span(calib_work *w, unsigned worker, const span *g)
+{
+    const uint32_t *idx = w->idx + g->start;
     fdx__server sv;
     int rc;
 
-    memset(&sv, 0, sizeof(sv));
-    sv.addr = c->server;
-    sv.port = c->sport;
-    sv.tls = (uint8_t)is_tls_port(sv.port);
-    if (pass == 0) {
-        if (sv.tls || voters < 2)
-            return 0;
-        if ((rc = calibrate_sampled(s, &sv, idx, n)) != 0)
-            return rc;
-        return fdx__server_calibrated(&sv) ? server_push(s, &sv, cap) : 0;
+    server_init(w->s, idx, &sv);
+    if (sv.tls || g->voters < 2)
+        return 0;
+    if ((rc = calibrate_sampled(w->s, &sv, idx, g->n)) != 0)
+        return rc;
+    if (!fdx__server_calibrated(&sv))
+        return 0;
+    if (fdx__grow(&w->found[worker], &w->cap[worker], w->nfound[worker],
+                  sizeof(sv)) < 0)
+        return FDX_ENOMEM;
+    w->found[worker][w->nfound[worker]++] = sv;
+    return 0;
+}
+
+static void learn_worker(void *ctx, unsigned worker)
+{
+    calib_work *w = ctx;
+
+    while (w->rc[worker] == 0) {
+        size_t g = atomic_fetch_add(&w->next, FDX__SPAN_CHUNK);
+        size_t end = g + FDX__SPAN_CHUNK;
+
+        if (g >= w->sp->n)
+            return;
+        for (; g < end && g < w->sp->n && w->rc[worker] == 0; g++)
+            w->rc[worker] = learn_span(w, worker, &w->sp->v[g]);
     }
+}
+
+/* The first pass: s->servers the calibrated HTTP servers, sorted. */
+static int learn_servers(fdx_scan *s, const uint32_t *idx, const spans *sp)
+{
+    calib_work w;
+    size_t n;
+    int rc;
+
+    memset(&w, 0, sizeof(w));
+    w.s = s;
+    w.idx = idx;
+    w.sp = sp;
+    atomic_init(&w.next, 0);
+    fdx__run2(learn_worker, &w);
+    rc = w.rc[0] != 0 ? w.rc[0] : w.rc[1];
+    n = w.nfound[0] + w.nfound[1];
+    if (rc == 0 && n > 0) {
+        fdx__server *v = fdx__realloc(w.found[0], n * sizeof(*v));
+
+        if (v == NULL) {
+            rc = FDX_ENOMEM;
+        } else {
+            if (w.nfound[1] > 0)    /* found[1] may be NULL */
+                memcpy(v + w.nfound[0], w.found[1],
+                       w.nfound[1] * sizeof(*v));
+            qsort(v, n, sizeof(*v), server_cmp);
+            s->servers = v;
+            s->nservers = n;
+            w.found[0] = NULL;
+        }
+    }
+    fdx__free(w.found[0]);
+    fdx__free(w.found[1]);
+    return rc;
+}
+
+/*
+ * The second pass keeps TLS ports on the addresses of the first's
+ * servers; HTTPS elsewhere is no repository flowdex knows.
+ */
+static int tls_group(fdx_scan *s, const uint32_t *idx, size_t n,
+                     size_t *cap)
+{
+    fdx__server sv;
+
+    server_init(s, idx, &sv);
     if (!sv.tls || !repository_addr(s, s->st.servers_calibrated, &sv.addr))
         return 0;
     sv.req_single = median_request(s->conns, idx, n);
@@ -974,7 +1063,7 @@ int fdx__servers_calibrate(fdx_scan *s)
 {
     uint32_t *idx = NULL;
     spans sp = {NULL, 0, 0};
-    size_t cap = 0;
+    size_t cap;
     int rc = 0;
 
     if (s->nconns == 0)
@@ -982,16 +1071,13 @@ int fdx__servers_calibrate(fdx_scan *s)
     if ((rc = len_index_build(s)) != 0)
         return rc;
     rc = conns_by_server(s, &idx, &sp);
-    for (int pass = 0; pass < 2 && rc == 0; pass++) {
-        for (size_t g = 0; g < sp.n && rc == 0; g++)
-            rc = server_group(s, pass, idx + sp.v[g].start, sp.v[g].n,
-                              sp.v[g].voters, &cap);
-        /* the second pass looks the first's servers up by address */
-        if (pass == 0 && s->nservers > 0)
-            qsort(s->servers, s->nservers, sizeof(*s->servers), server_cmp);
-        if (pass == 0)
-            s->st.servers_calibrated = s->nservers;
-    }
+    if (rc == 0)
+        rc = learn_servers(s, idx, &sp);
+    /* the second pass looks the first's servers up by address */
+    s->st.servers_calibrated = s->nservers;
+    cap = s->nservers;
+    for (size_t g = 0; g < sp.n && rc == 0; g++)
+        rc = tls_group(s, idx + sp.v[g].start, sp.v[g].n, &cap);
     fdx__free(idx);
     fdx__free(sp.v);
     if (s->nservers > 0)

@@ -11,8 +11,27 @@
 #define FDX__SCRATCH 4096
 #define FDX__DEFAULT_GAP_MS 300000
 
+/*
+ * The hypotheses and the table of path lengths are built from the
+ * catalog independently, each into its own members of the scan: on two
+ * threads, as both walk every entry of the catalog.
+ */
+typedef struct new_work {
+    fdx_scan *s;
+    int rc[2];
+} new_work;
+
+static void new_worker(void *ctx, unsigned worker)
+{
+    new_work *w = ctx;
+
+    w->rc[worker] = worker == 0 ? fdx__hyps_build(w->s)
+                                : fdx__path_hist_build(w->s);
+}
+
 fdx_scan *fdx_scan_new(const fdx_catalog *cat, const fdx_scan_opts *opts)
 {
+    new_work w;
     fdx_scan *s = fdx__calloc(1, sizeof(*s));
 
     if (s == NULL)
@@ -22,8 +41,9 @@ fdx_scan *fdx_scan_new(const fdx_catalog *cat, const fdx_scan_opts *opts)
         s->opts = *opts;
     if (s->opts.join_gap_ms == 0)
         s->opts.join_gap_ms = FDX__DEFAULT_GAP_MS;
-    if (fdx__hyps_build(s) < 0 || fdx__path_hist_build(s) < 0 ||
-        (s->expected = fdx__calloc(s->nhyps + 1, sizeof(double))) == NULL) {
+    w.s = s;
+    fdx__run2(new_worker, &w);
+    if (w.rc[0] < 0 || w.rc[1] < 0) {
         fdx_scan_free(s);
         return NULL;
     }
@@ -45,7 +65,6 @@ void fdx_scan_free(fdx_scan *s)
     fdx__halves_free(&s->halves);
     fdx__hyps_free(s);
     fdx__free(s->path_cum);
-    fdx__free(s->expected);
     fdx__free(s->path_len);
     fdx__free(s->by_len);
     fdx__free(s->len_start);
@@ -96,29 +115,22 @@ int fdx_scan_add(void *ud, const fdx_flow *flow)
     return rc < 0 ? rc : 0;
 }
 
-/* Keeps one more piece of evidence: its record and scores. */
-static int ev_keep(fdx_scan *s, size_t *cap, const fdx_evidence *ev,
-                   const double *lr)
+static void count_kind(fdx_scan_stats *st, const fdx_evidence *ev)
 {
-    size_t nh = s->nhyps ? s->nhyps : 1, c1 = *cap, c2 = *cap;
-
-    if (fdx__grow(&s->ev, cap, s->nev, sizeof(*s->ev)) < 0 ||
-        fdx__grow(&s->ev_conn, &c1, s->nev, sizeof(*s->ev_conn)) < 0 ||
-        fdx__grow(&s->lr, &c2, s->nev, nh * sizeof(*s->lr)) < 0)
-        return FDX_ENOMEM;
-    s->ev[s->nev] = *ev;
-    memcpy(&s->lr[s->nev * nh], lr, nh * sizeof(*lr));
-    s->nev++;
-    return 0;
+    st->downloads += ev->kind != FDX_EV_SAMPLED;
+    st->identified += ev->kind == FDX_EV_FILE;
+    st->ambiguous += ev->kind == FDX_EV_AMBIGUOUS;
+    st->multi += ev->kind == FDX_EV_MULTI;
+    st->unmatched += ev->kind == FDX_EV_UNMATCHED;
 }
 
-static void count_kind(fdx_scan *s, const fdx_evidence *ev)
+static void count_add(fdx_scan_stats *st, const fdx_scan_stats *from)
 {
-    s->st.downloads += ev->kind != FDX_EV_SAMPLED;
-    s->st.identified += ev->kind == FDX_EV_FILE;
-    s->st.ambiguous += ev->kind == FDX_EV_AMBIGUOUS;
-    s->st.multi += ev->kind == FDX_EV_MULTI;
-    s->st.unmatched += ev->kind == FDX_EV_UNMATCHED;
+    st->downloads += from->downloads;
+    st->identified += from->identified;
+    st->ambiguous += from->ambiguous;
+    st->multi += from->multi;
+    st->unmatched += from->unmatched;
 }
 
 /*
@@ -162,32 +174,134 @@ static void conns_keep(fdx_scan *s)
 }
 
 /*
- * Most connections of a large input are no download: evidence and its
- * scores are kept only for those that are, so memory follows the
- * downloads, not the flows.
+ * One worker's share of the matching: the connections [lo, hi), and the
+ * evidence they give, kept in its own arrays and counted in its own
+ * statistics until the two shares are put together in order.
  */
-static int match_all(fdx_scan *s)
+typedef struct match_share {
+    size_t lo, hi;
+    fdx_evidence *ev;
+    double *lr;
+    size_t nev, cap;
+    fdx_scan_stats st;
+    int rc;
+} match_share;
+
+/* Keeps one more piece of evidence: its record and scores. */
+static int ev_keep(match_share *m, size_t nh, const fdx_evidence *ev,
+                   const double *lr)
 {
-    size_t nh = s->nhyps ? s->nhyps : 1, cap = 0;
+    size_t c1 = m->cap;
+
+    if (fdx__grow(&m->ev, &m->cap, m->nev, sizeof(*m->ev)) < 0 ||
+        fdx__grow(&m->lr, &c1, m->nev, nh * sizeof(*m->lr)) < 0)
+        return FDX_ENOMEM;
+    m->ev[m->nev] = *ev;
+    memcpy(&m->lr[m->nev * nh], lr, nh * sizeof(*lr));
+    m->nev++;
+    return 0;
+}
+
+/*
+ * Matches the share's connections; the one of evidence k is moved to
+ * conns[lo + k] (within the share, so the workers never meet).
+ */
+static int match_range(fdx_scan *s, match_share *m, size_t nh)
+{
     uint32_t *scratch = fdx__malloc(FDX__SCRATCH * sizeof(*scratch));
-    double *lr = fdx__calloc(nh, sizeof(*lr));
+    double *lr = fdx__calloc(2 * nh, sizeof(*lr));
     int rc = 0;
 
     if (scratch == NULL || lr == NULL)
         rc = FDX_ENOMEM;
-    conns_matchable(s);
-    for (size_t i = 0; i < s->nconns && rc == 0; i++) {
+    for (size_t i = m->lo; i < m->hi && rc == 0; i++) {
         fdx_evidence ev;
 
-        fdx__match_conn(s, &s->conns[i], &ev, lr, scratch, FDX__SCRATCH);
+        /* lr + nh: the expected counts, scratch of this worker */
+        fdx__match_conn(s, &s->conns[i], &ev, lr, lr + nh, scratch,
+                        FDX__SCRATCH);
         if (ev.kind == 0)
             continue;
-        count_kind(s, &ev);
-        if ((rc = ev_keep(s, &cap, &ev, lr)) == 0)
-            s->conns[s->nev - 1] = s->conns[i];
+        count_kind(&m->st, &ev);
+        if ((rc = ev_keep(m, nh, &ev, lr)) == 0)
+            s->conns[m->lo + m->nev - 1] = s->conns[i];
     }
     fdx__free(scratch);
     fdx__free(lr);
+    return rc;
+}
+
+typedef struct match_work {
+    fdx_scan *s;
+    match_share share[2];
+} match_work;
+
+static void match_worker(void *ctx, unsigned worker)
+{
+    match_work *w = ctx;
+    size_t nh = w->s->nhyps ? w->s->nhyps : 1;
+
+    w->share[worker].rc = match_range(w->s, &w->share[worker], nh);
+}
+
+/*
+ * The second share's evidence after the first's, as one thread matching
+ * the connections in order would have kept it.  Takes the first share's
+ * arrays over; the second's are freed.
+ */
+static int shares_join(fdx_scan *s, match_share *a, match_share *b)
+{
+    size_t nh = s->nhyps ? s->nhyps : 1, n = a->nev + b->nev;
+    fdx_evidence *ev = fdx__realloc(a->ev, (n ? n : 1) * sizeof(*ev));
+    double *lr;
+
+    if (ev == NULL)
+        return FDX_ENOMEM;
+    a->ev = ev;
+    if ((lr = fdx__realloc(a->lr, (n ? n : 1) * nh * sizeof(*lr))) == NULL)
+        return FDX_ENOMEM;
+    a->lr = lr;
+    s->ev = ev;
+    s->lr = lr;
+    a->cap = 0;     /* s owns them now */
+    if (b->nev > 0) {
+        memcpy(ev + a->nev, b->ev, b->nev * sizeof(*ev));
+        memcpy(lr + a->nev * nh, b->lr, b->nev * nh * sizeof(*lr));
+        memmove(&s->conns[a->nev], &s->conns[b->lo],
+                b->nev * sizeof(*s->conns));
+    }
+    s->nev = n;
+    s->ev_conn = fdx__malloc((n ? n : 1) * sizeof(*s->ev_conn));
+    return s->ev_conn != NULL ? 0 : FDX_ENOMEM;
+}
+
+/*
+ * Most connections of a large input are no download: evidence and its
+ * scores are kept only for those that are, so memory follows the
+ * downloads, not the flows.  Two workers match half of the connections
+ * each (fdx__match_conn() only reads the scan).
+ */
+static int match_all(fdx_scan *s)
+{
+    match_work w;
+    int rc;
+
+    conns_matchable(s);
+    memset(&w, 0, sizeof(w));
+    w.s = s;
+    w.share[0].hi = w.share[1].lo = s->nconns / 2;
+    w.share[1].hi = s->nconns;
+    fdx__run2(match_worker, &w);
+    rc = w.share[0].rc != 0 ? w.share[0].rc : w.share[1].rc;
+    if (rc == 0)
+        rc = shares_join(s, &w.share[0], &w.share[1]);
+    for (int k = 0; k < 2; k++) {
+        count_add(&s->st, &w.share[k].st);
+        if (w.share[k].cap != 0) {
+            fdx__free(w.share[k].ev);
+            fdx__free(w.share[k].lr);
+        }
+    }
     if (rc == 0)
         conns_keep(s);
     return rc;

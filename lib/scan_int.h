@@ -227,7 +227,6 @@ struct fdx_scan {
     size_t nservers;
     fdx__hyp *hyps;
     size_t nhyps;
-    double *expected;         /* scratch: one per hypothesis */
     size_t pair_searches;     /* keep-alive pairs tried (infer.c) */
     uint32_t *origin_group;   /* origin index -> release group index */
     size_t narches;           /* hyps[g * narches + a]: group g, arch a */
@@ -277,10 +276,13 @@ const fdx__server *fdx__server_find(const fdx_scan *s, const fdx_addr *a,
 /*
  * Matches one connection; fills ev (kind 0 when nothing fits) and, for
  * every hypothesis h, lr[h]: the log of how much likelier the connection
- * is if the host is h than by chance.  scratch holds cap entry indexes.
+ * is if the host is h than by chance.  scratch holds cap entry indexes
+ * and expected one double per hypothesis: the caller's, so that two
+ * threads can match at once (s is only read).
  */
 void fdx__match_conn(const fdx_scan *s, const fdx__conn *c, fdx_evidence *ev,
-                     double *lr, uint32_t *scratch, size_t cap);
+                     double *lr, double *expected, uint32_t *scratch,
+                     size_t cap);
 
 /* Expected count of hypothesis h's packages (index != 0: index files) in
  * [lo, hi] by chance, from their density around the window. */

@@ -226,7 +226,8 @@ fdx_stream *fdx_stream_new(const fdx_catalog *cat,
     st->nh = st->scan->nhyps ? st->scan->nhyps : 1;
     st->row = (st->nh + 7) / 8;
     st->scratch = fdx__malloc(FDX__SCRATCH * sizeof(*st->scratch));
-    st->lr = fdx__calloc(st->nh, sizeof(*st->lr));
+    /* lr, then the expected counts fdx__match_conn works in */
+    st->lr = fdx__calloc(2 * st->nh, sizeof(*st->lr));
     if (st->scratch == NULL || st->lr == NULL)
         goto fail;
     return st;
@@ -828,7 +829,8 @@ static int match_one(fdx_stream *st, const fdx__conn *c)
 {
     fdx_evidence ev;
 
-    fdx__match_conn(st->scan, c, &ev, st->lr, st->scratch, FDX__SCRATCH);
+    fdx__match_conn(st->scan, c, &ev, st->lr, st->lr + st->nh, st->scratch,
+                    FDX__SCRATCH);
     if (ev.kind == 0)
         return 0;
     count_kind(st, &ev);

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,40 @@ void fdx__free(void *p)
 {
     if (p != NULL)
         fdx__alloc.free_fn(p);
+}
+
+static int default_allocator(void)
+{
+    return fdx__alloc.malloc_fn == malloc &&
+           fdx__alloc.realloc_fn == realloc && fdx__alloc.free_fn == free;
+}
+
+typedef struct work2 {
+    fdx__work_fn fn;
+    void *ctx;
+} work2;
+
+static void *work2_second(void *arg)
+{
+    work2 *w = arg;
+
+    w->fn(w->ctx, 1);
+    return NULL;
+}
+
+void fdx__run2(fdx__work_fn fn, void *ctx)
+{
+    work2 w = {fn, ctx};
+    pthread_t th;
+
+    if (!default_allocator() ||
+        pthread_create(&th, NULL, work2_second, &w) != 0) {
+        fn(ctx, 0);
+        fn(ctx, 1);
+        return;
+    }
+    fn(ctx, 0);
+    pthread_join(th, NULL);
 }
 
 char *fdx__strdup(const char *s)

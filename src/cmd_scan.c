@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "flowdex/flowdex.h"
+#include "readahead.h"
 #include "report.h"
 
 typedef struct scan_args {
@@ -100,55 +101,79 @@ static int parse_args(int argc, char **argv, scan_args *a)
     return 0;
 }
 
-/* Feeds the scan and, on a terminal, shows a progress line. */
-typedef struct feed {
-    fdx_scan *scan;
+/*
+ * The reading thread's state: the records read go to fn (the queue to
+ * the scan), and on a terminal a progress line counts them.
+ */
+typedef struct reading {
+    const scan_args *a;
+    fdx_read_stats *rs;
+    int *failed;
+    fdx_flow_fn fn;
+    void *fn_ud;
     uint64_t flows;
     int tty;
-} feed;
+} reading;
 
 #define PROGRESS_EVERY 1000000
 
-static int feed_flow(void *ud, const fdx_flow *flow)
+static int count_flow(void *ud, const fdx_flow *flow)
 {
-    feed *fd = ud;
+    reading *r = ud;
 
-    if (fd->tty && ++fd->flows % PROGRESS_EVERY == 0)
-        fprintf(stderr, "\rflowdex: %" PRIu64 " flows read", fd->flows);
-    return fdx_scan_add(fd->scan, flow);
+    if (r->tty && ++r->flows % PROGRESS_EVERY == 0)
+        fprintf(stderr, "\rflowdex: %" PRIu64 " flows read", r->flows);
+    return r->fn(r->fn_ud, flow);
 }
 
 /*
- * Reads every input.  An input that cannot be read is reported and the
- * others are still read and analysed; *failed gets the exit code of the
- * first such error.  Returns non-zero only when nothing can go on (out of
- * memory).
+ * Reads every input, on the reading thread.  An input that cannot be
+ * read is reported and the others are still read and analysed; *failed
+ * gets the exit code of the first such error.  Returns non-zero only
+ * when nothing can go on (out of memory).
+ */
+static int read_all(void *ud, fdx_flow_fn fn, void *fn_ud)
+{
+    reading *r = ud;
+    fdx_read_opts ro = {&cli_logger, NULL, NULL, NULL};
+
+    r->fn = fn;
+    r->fn_ud = fn_ud;
+    for (int i = 0; i < r->a->ninputs; i++) {
+        fdx_error err = {0, ""};
+        int rc = fdx_read_path(r->a->inputs[i], &ro, count_flow, r, r->rs,
+                               &err);
+
+        if (rc >= 0)
+            continue;
+        if (r->tty && r->flows >= PROGRESS_EVERY)
+            fputc('\n', stderr);
+        cli_errorf("%s", err.msg[0] ? err.msg : fdx_strerror(rc));
+        if (*r->failed == 0)
+            *r->failed = cli_exit_code(rc);
+        if (rc == FDX_ENOMEM)
+            return EX_OSERR;
+    }
+    return 0;
+}
+
+/*
+ * The inputs are decoded on a second thread while the scan stores the
+ * records already read; they reach the scan in the order read, so the
+ * result is the one of reading and adding them on one thread.
  */
 static int read_inputs(const scan_args *a, fdx_scan *s, fdx_read_stats *rs,
                        int *failed)
 {
-    fdx_read_opts ro = {&cli_logger, NULL, NULL, NULL};
-    feed fd = {s, 0, isatty(STDERR_FILENO) &&
-                         cli_logger.max_level >= FDX_LOG_WARN};
+    int tty = isatty(STDERR_FILENO) && cli_logger.max_level >= FDX_LOG_WARN;
+    reading r = {a, rs, failed, NULL, NULL, 0, tty};
+    int rc;
 
-    for (int i = 0; i < a->ninputs; i++) {
-        fdx_error err = {0, ""};
-        int rc = fdx_read_path(a->inputs[i], &ro, feed_flow, &fd, rs, &err);
-
-        if (rc >= 0)
-            continue;
-        if (fd.tty && fd.flows >= PROGRESS_EVERY)
-            fputc('\n', stderr);
-        cli_errorf("%s", err.msg[0] ? err.msg : fdx_strerror(rc));
-        if (*failed == 0)
-            *failed = cli_exit_code(rc);
-        if (rc == FDX_ENOMEM)
-            return EX_OSERR;
-    }
-    if (fd.tty && fd.flows >= PROGRESS_EVERY)
+    readahead_run(read_all, &r, fdx_scan_add, s, &rc);
+    if (r.tty && r.flows >= PROGRESS_EVERY)
         fprintf(stderr, "\rflowdex: %" PRIu64 " flows read, analysing\n",
-                fd.flows);
-    return 0;
+                r.flows);
+    return rc;
 }
 
 static void log_summary(const fdx_scan *s, const fdx_read_stats *rs)

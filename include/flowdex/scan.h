@@ -8,6 +8,11 @@
  * download against the catalog, and infers per client host its operating
  * system and the packages it fetched, each with a confidence and the
  * evidence behind it.
+ *
+ * fdx_scan_new() and fdx_scan_finish() run parts of their work on a
+ * second thread, which they start and join before returning, unless
+ * allocation hooks are set (fdx_set_allocator()): then everything runs on
+ * the caller's thread.  The results are the same either way.
  */
 #ifndef FLOWDEX_SCAN_H
 #define FLOWDEX_SCAN_H
