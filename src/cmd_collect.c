@@ -524,19 +524,52 @@ static void drain_socket(daemon_state *d, int fd)
     }
 }
 
-/* Whether two catalogs hold the same entries (by count, origins,
- * creation time, format and every entry's size). */
+static int same_text(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static int origin_same(const fdx_catalog *a, const fdx_catalog *b,
+                       uint32_t i)
+{
+    fdx_origin x, y;
+
+    fdx_catalog_origin(a, i, &x);
+    fdx_catalog_origin(b, i, &y);
+    return same_text(x.family, y.family) && same_text(x.archive, y.archive)
+           && same_text(x.suite, y.suite) &&
+           same_text(x.codename, y.codename) &&
+           same_text(x.version, y.version) &&
+           same_text(x.release, y.release);
+}
+
+static int entry_same(const fdx_catalog *a, const fdx_catalog *b,
+                      size_t i)
+{
+    fdx_entry x, y;
+
+    fdx_catalog_entry(a, i, &x);
+    fdx_catalog_entry(b, i, &y);
+    return x.size == y.size && x.origin == y.origin && x.kind == y.kind &&
+           same_text(x.path, y.path) && same_text(x.package, y.package) &&
+           same_text(x.version, y.version) && same_text(x.arch, y.arch);
+}
+
+/* Whether two catalogs hold the same origins and entries, in the same
+ * order (the engine holds entry indexes).  A compressed copy of a
+ * catalog is the same as the catalog. */
 static int catalog_same(const fdx_catalog *a, const fdx_catalog *b)
 {
-    size_t n = fdx_catalog_count(a);
+    size_t n = fdx_catalog_count(a), no = fdx_catalog_origin_count(a);
 
-    if (n != fdx_catalog_count(b) ||
-        fdx_catalog_origin_count(a) != fdx_catalog_origin_count(b) ||
-        fdx_catalog_created(a) != fdx_catalog_created(b) ||
+    if (n != fdx_catalog_count(b) || no != fdx_catalog_origin_count(b) ||
         fdx_catalog_format(a) != fdx_catalog_format(b))
         return 0;
+    for (uint32_t i = 0; i < no; i++)
+        if (!origin_same(a, b, i))
+            return 0;
     for (size_t i = 0; i < n; i++)
-        if (fdx_catalog_size(a, i) != fdx_catalog_size(b, i))
+        if (!entry_same(a, b, i))
             return 0;
     return 1;
 }
