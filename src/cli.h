@@ -81,6 +81,8 @@ int cmd_flows(int argc, char **argv);
 int cmd_catalog(int argc, char **argv);
 int cmd_hosts(int argc, char **argv);
 int cmd_host(int argc, char **argv);
+int cmd_collect(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 /*
  * flowdex scan --store: writes a finished scan's hosts to the store at

@@ -20,6 +20,8 @@ static void usage(FILE *f)
         "  catalog  build or describe a catalog of repository files\n"
         "  hosts    print the inventory kept in a store\n"
         "  host     print one host of a store, with its history\n"
+        "  collect  receive NetFlow/IPFIX exports into a store (daemon)\n"
+        "  status   print the counters a collector last wrote\n"
         "\n"
         "Run 'flowdex <command> --help' for a command's options,\n"
         "and see flowdex(1).\n");
@@ -55,6 +57,10 @@ static int run(int argc, char **argv)
         return cmd_hosts(argc - 1, argv + 1);
     if (strcmp(cmd, "host") == 0)
         return cmd_host(argc - 1, argv + 1);
+    if (strcmp(cmd, "collect") == 0)
+        return cmd_collect(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
     cli_errorf("unknown command '%s'; try 'flowdex --help'", cmd);
     return EX_USAGE;
 }

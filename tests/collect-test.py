@@ -1,0 +1,494 @@
+#!/usr/bin/env python3
+"""End-to-end tests of flowdex collect, on loopback addresses only.
+
+usage: collect-test.py FLOWDEX CATALOG EXPORTS_DIR TEST
+TEST is one of:
+  e2e        replay the UDP payloads of the v5, v9 and IPFIX sample
+             exports to a collector; after SIGTERM its store must hold
+             the hosts, OS claims and packages `flowdex scan` gives
+  allow      datagrams from 127.0.0.2 are dropped and counted while
+             127.0.0.1's are used (--allow 127.0.0.1)
+  flood      random datagrams and a template flood: the collector keeps
+             running, counts them, and VmRSS stays under RSS_BOUND_KIB
+  kill       SIGKILL in the middle of a replay, restart, replay the
+             rest: the store passes PRAGMA integrity_check and holds
+             the claims of a clean run
+  config     the example etc/flowdex.conf runs; a bad line exits 78, a
+             bound port 71; SIGHUP with the same and a changed catalog
+  softflowd  softflowd -r on the shared corpus pcap, exported live to the
+             collector and to a pcap of its own; compared with scan of it
+             (skipped, exit 77, when softflowd or the corpus is missing)
+Every step has a timeout; exit 0 pass, 1 fail, 77 skip.
+"""
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+# Documented in flowdex-collect(8): the sample catalog inflated in memory
+# (36 MB) plus the decoder's worst case (33 MiB) plus the stream's tables
+# for a flood that makes no connections.
+RSS_BOUND_KIB = 160 * 1024
+STEP_TIMEOUT = 60
+EXPORTS = ["softflowd-netflow-v5.pcap", "softflowd-netflow-v9.pcap",
+           "softflowd-ipfix.pcap", "pmacctd-netflow-v9.pcap",
+           "pmacctd-ipfix.pcap"]
+
+
+RUNNING = []   # collectors to kill should a test fail
+
+
+def fail(msg):
+    print("not ok - " + msg)
+    for p in RUNNING:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    sys.exit(1)
+
+
+def read_pcap(path):
+    """Yields (time, src, sport, payload) of the UDP datagrams of a
+    classic pcap (Ethernet, Linux cooked or raw IP; IPv4 and IPv6)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = data[:4]
+    endian = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
+              b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}[magic]
+    nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+    linktype = struct.unpack(endian + "I", data[20:24])[0]
+    off = 24
+    while off + 16 <= len(data):
+        sec, frac, incl, _ = struct.unpack(endian + "IIII",
+                                           data[off:off + 16])
+        frame = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        t = sec + frac / (1e9 if nano else 1e6)
+        udp = udp_of(frame, linktype)
+        if udp is not None:
+            yield (t,) + udp
+
+
+def udp_of(frame, linktype):
+    if linktype == 1:
+        etype, ip = struct.unpack(">H", frame[12:14])[0], frame[14:]
+        while etype == 0x8100:
+            etype, ip = struct.unpack(">H", ip[2:4])[0], ip[4:]
+    elif linktype == 113:
+        etype, ip = struct.unpack(">H", frame[14:16])[0], frame[16:]
+    elif linktype in (101, 12):
+        etype = 0x0800 if frame[0] >> 4 == 4 else 0x86DD
+        ip = frame
+    else:
+        return None
+    if etype == 0x0800 and ip[9] == 17:
+        hl = (ip[0] & 15) * 4
+        src, l4 = socket.inet_ntop(socket.AF_INET, ip[12:16]), ip[hl:]
+    elif etype == 0x86DD and ip[6] == 17:
+        src, l4 = socket.inet_ntop(socket.AF_INET6, ip[8:24]), ip[40:]
+    else:
+        return None
+    sport, _, ulen = struct.unpack(">HHH", l4[:6])
+    return src, sport, l4[8:ulen]
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Collector:
+    """One flowdex collect process on 127.0.0.1 with its status file."""
+
+    def __init__(self, flowdex, catalog, store, tmp, extra=(),
+                 config=os.devnull):
+        self.port = free_port()
+        self.status = os.path.join(tmp, "status-%d" % self.port)
+        self.errlog = open(os.path.join(tmp, "collect-%d.log" % self.port),
+                           "w+")
+        args = [flowdex, "collect", "--listen", "127.0.0.1:%d" % self.port,
+                "--store", "sqlite:" + store, "--commit-interval", "1",
+                "--status-file", self.status, "--config", config, "-v"]
+        if catalog is not None:
+            args += ["--catalog", catalog]
+        args += list(extra)
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                     stderr=self.errlog)
+        RUNNING.append(self.proc)
+        self.wait_for(lambda: os.path.exists(self.status), "first commit")
+
+    def wait_for(self, cond, what, timeout=STEP_TIMEOUT):
+        end = time.time() + timeout
+        while time.time() < end:
+            if cond():
+                return
+            if self.proc.poll() is not None:
+                self.dump()
+                fail("collector exited (%d) waiting for %s"
+                     % (self.proc.returncode, what))
+            time.sleep(0.05)
+        self.dump()
+        fail("timeout waiting for " + what)
+
+    def counters(self):
+        rows = {}
+        with open(self.status) as f:
+            for line in f:
+                if line.startswith("#"):
+                    continue
+                kv = dict(t.split("=", 1) for t in line.split())
+                first = line.split("=", 1)[0]
+                rows[first + "=" + kv[first]] = kv
+        return rows
+
+    def wait_commit(self):
+        """Waits for a status file written after now (a whole commit)."""
+        t = time.time()
+        self.wait_for(lambda: os.path.getmtime(self.status) > t + 0.01,
+                      "a commit")
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(STEP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            fail("collector did not stop on signal %d" % sig)
+        return rc
+
+    def log_text(self):
+        self.errlog.flush()
+        self.errlog.seek(0)
+        return self.errlog.read()
+
+    def dump(self):
+        self.errlog.seek(0)
+        sys.stdout.write(self.errlog.read()[-4000:])
+
+
+def replay(datagrams, port, src="127.0.0.1", pace_s=0.002):
+    """Sends the datagrams in order, one socket per original exporter
+    address and port, so that each keeps its own session."""
+    socks = {}
+    for _, esrc, esport, payload in datagrams:
+        key = (esrc, esport)
+        if key not in socks:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((src, 0))
+            socks[key] = s
+        socks[key].sendto(payload, ("127.0.0.1", port))
+        time.sleep(pace_s)
+    for s in socks.values():
+        s.close()
+
+
+def normalise(doc):
+    """Hosts, OS claims and package sets; counts and order left out."""
+    out = {}
+    for h in doc["hosts"]:
+        os_ = h.get("os") or {}
+        os_claim = tuple(os_.get(k) for k in
+                         ("family", "release", "codename", "arch"))
+        pkgs = sorted((p["name"], p["version"], p["arch"], p["suite"],
+                       p["path"]) for p in h.get("packages", []))
+        out[h["address"]] = (os_claim, pkgs)
+    return out
+
+
+def run_json(args):
+    r = subprocess.run(args, stdout=subprocess.PIPE, timeout=STEP_TIMEOUT)
+    if r.returncode != 0:
+        fail("%s exited %d" % (" ".join(args), r.returncode))
+    return json.loads(r.stdout)
+
+
+def compare(flowdex, catalog, pcap, store, what):
+    want = normalise(run_json([flowdex, "scan", "-q", "-c", catalog,
+                               "--json", pcap]))
+    got = normalise(run_json([flowdex, "hosts", "-q", "--store",
+                              "sqlite:" + store, "--json"]))
+    if want != got:
+        for a in sorted(set(want) | set(got)):
+            if want.get(a) != got.get(a):
+                print("# %s: scan %s\n#   collect %s"
+                      % (a, want.get(a), got.get(a)))
+        fail("%s: the store differs from flowdex scan" % what)
+    if not want:
+        fail("%s: no hosts at all" % what)
+    print("ok - %s: %d hosts as flowdex scan" % (what, len(want)))
+
+
+def test_e2e(flowdex, catalog, exports, tmp):
+    for name in EXPORTS:
+        pcap = os.path.join(exports, name)
+        store = os.path.join(tmp, name + ".db")
+        c = Collector(flowdex, catalog, store, tmp)
+        replay(list(read_pcap(pcap)), c.port)
+        c.wait_commit()
+        rc = c.stop()
+        if rc != 0:
+            c.dump()
+            fail("%s: collector exited %d on SIGTERM" % (name, rc))
+        compare(flowdex, catalog, pcap, store, name)
+
+
+def test_allow(flowdex, catalog, exports, tmp):
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind(
+            ("127.0.0.2", 0))
+    except OSError:
+        print("# 127.0.0.2 cannot be bound here")
+        sys.exit(77)
+    pcap = os.path.join(exports, "softflowd-netflow-v9.pcap")
+    store = os.path.join(tmp, "allow.db")
+    c = Collector(flowdex, catalog, store, tmp, ["--allow", "127.0.0.1"])
+    dgrams = list(read_pcap(pcap))
+    replay(dgrams, c.port, src="127.0.0.2")
+    replay(dgrams, c.port, src="127.0.0.1")
+    c.wait_commit()
+    rows = c.counters()
+    if c.stop() != 0:
+        fail("allow: collector failed")
+    dropped = sum(int(r["dropped"]) for k, r in rows.items()
+                  if k.startswith("exporter=127.0.0.2:"))
+    used = sum(int(r["records"]) for k, r in rows.items()
+               if k.startswith("exporter=127.0.0.1:"))
+    if dropped != len(dgrams) or used == 0:
+        print("# " + json.dumps(rows))
+        fail("allow: dropped %d of %d, used %d records"
+             % (dropped, len(dgrams), used))
+    print("ok - allow: %d datagrams from 127.0.0.2 dropped" % dropped)
+    compare(flowdex, catalog, pcap, store, "allow")
+
+
+def template_flood(port, count):
+    """v9 datagrams each defining 50 new templates (ids 256..65535)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    tid = 256
+    for seq in range(count):
+        body = b""
+        for _ in range(50):
+            fields = [(8, 4), (12, 4), (1, 8), (2, 8), (7, 2), (11, 2)]
+            body += struct.pack(">HH", tid, len(fields))
+            body += b"".join(struct.pack(">HH", t, n) for t, n in fields)
+            tid = tid + 1 if tid < 65535 else 256
+        fs = struct.pack(">HH", 0, 4 + len(body)) + body
+        hdr = struct.pack(">HHIIII", 9, 50, 1000, int(time.time()), seq, 7)
+        s.sendto(hdr + fs, ("127.0.0.1", port))
+    s.close()
+
+
+def random_datagrams(port, count, rng, head_fn):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    for i in range(count):
+        n = rng.randrange(0, 1500)
+        s.sendto(head_fn(rng) + bytes(rng.getrandbits(8) for _ in range(n)),
+                 ("127.0.0.1", port))
+        if i % 200 == 0:
+            time.sleep(0.01)
+    s.close()
+
+
+def garbage_head(rng):
+    """Random bytes behind a version no decoder takes (no session)."""
+    return struct.pack(">H", rng.choice([0, 1, 6, 7, 8, 11, 0xffff]))
+
+
+def session_head(rng):
+    """A v9 or IPFIX header with a random source id: a new session."""
+    if rng.random() < 0.5:
+        return struct.pack(">HHIIII", 9, 1, 0, 0, 0, rng.getrandbits(32))
+    return struct.pack(">HHIII", 10, 16, 0, 0, rng.getrandbits(32))
+
+
+def test_flood(flowdex, catalog, exports, tmp):
+    rng = random.Random(2055)
+    store = os.path.join(tmp, "flood.db")
+    pcap = os.path.join(exports, "softflowd-ipfix.pcap")
+    c = Collector(flowdex, catalog, store, tmp)
+    template_flood(c.port, 2000)
+    random_datagrams(c.port, 3000, rng, garbage_head)
+    c.wait_commit()
+    c.wait_commit()
+    rss, rows = c.rss_kib(), c.counters()
+    total = rows["total=all"]
+    print("# total %s rss %d KiB" % (json.dumps(total), rss))
+    if int(total["malformed"]) == 0 or int(total["received"]) != 5000:
+        fail("flood: the datagrams were not counted")
+    if rss > RSS_BOUND_KIB:
+        fail("flood: VmRSS %d KiB over the bound %d KiB"
+             % (rss, RSS_BOUND_KIB))
+    print("ok - flood: still running, %s datagrams counted, VmRSS %d KiB"
+          % (total["received"], rss))
+    replay(list(read_pcap(pcap)), c.port)
+    c.wait_commit()
+
+    # Random source ids fill the decoder's session table (256): what
+    # comes next from a new session is refused, and counted.
+    random_datagrams(c.port, 2000, rng, session_head)
+    c.wait_commit()
+    rss, rows = c.rss_kib(), c.counters()
+    dec = rows["decoder=counters"]
+    print("# decoder %s rss %d KiB" % (json.dumps(dec), rss))
+    if int(dec["refused"]) == 0 or int(dec["sessions"]) > 256:
+        fail("flood: the session table's cap did not show")
+    if rss > RSS_BOUND_KIB:
+        fail("flood: VmRSS %d KiB over the bound" % rss)
+    if c.stop() != 0:
+        fail("flood: collector failed after the flood")
+    print("ok - session flood: %s datagrams refused at the cap, VmRSS %d "
+          "KiB" % (dec["refused"], rss))
+    compare(flowdex, catalog, pcap, store, "after the flood")
+
+
+def integrity(store):
+    db = sqlite3.connect(store)
+    r = db.execute("PRAGMA integrity_check").fetchall()
+    db.close()
+    return r == [("ok",)]
+
+
+def test_kill(flowdex, catalog, exports, tmp):
+    pcap = os.path.join(exports, "pmacctd-netflow-v9.pcap")
+    dgrams = list(read_pcap(pcap))
+    store = os.path.join(tmp, "kill.db")
+    half = len(dgrams) // 2
+    c = Collector(flowdex, catalog, store, tmp)
+    replay(dgrams[:half], c.port)
+    c.wait_commit()
+    c.proc.kill()
+    c.proc.wait(STEP_TIMEOUT)
+    if not integrity(store):
+        fail("kill: integrity_check failed after SIGKILL")
+    c = Collector(flowdex, catalog, store, tmp)
+    replay(dgrams[half:], c.port)
+    c.wait_commit()
+    if c.stop() != 0:
+        fail("kill: restarted collector failed")
+    if not integrity(store):
+        fail("kill: integrity_check failed after the restart")
+    print("ok - kill: integrity_check ok after SIGKILL and restart")
+    subset(flowdex, catalog, pcap, store)
+
+    # What the killed process held in memory (open connections, the
+    # templates) is lost; the whole export again brings the store to a
+    # clean run's claims, the evidence already stored being kept once.
+    c = Collector(flowdex, catalog, store, tmp)
+    replay(dgrams, c.port)
+    c.wait_commit()
+    if c.stop() != 0:
+        fail("kill: third collector failed")
+    compare(flowdex, catalog, pcap, store, "kill, restart, full replay")
+
+
+def subset(flowdex, catalog, pcap, store):
+    want = normalise(run_json([flowdex, "scan", "-q", "-c", catalog,
+                               "--json", pcap]))
+    got = normalise(run_json([flowdex, "hosts", "-q", "--store",
+                              "sqlite:" + store, "--json"]))
+    missing = 0
+    for a, (os_claim, pkgs) in got.items():
+        if a not in want:
+            fail("kill: host %s not in a clean run" % a)
+        w_os, w_pkgs = want[a]
+        if os_claim != w_os or not set(pkgs) <= set(w_pkgs):
+            fail("kill: %s has claims a clean run lacks: %s vs %s"
+                 % (a, (os_claim, pkgs), want[a]))
+    for a, (_, w_pkgs) in want.items():
+        missing += len(w_pkgs) - len(got.get(a, (None, []))[1])
+    print("ok - kill: the store holds only a clean run's claims "
+          "(%d packages of the killed process's open connections missing)"
+          % missing)
+
+
+def exit_code(args):
+    r = subprocess.run(args, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=STEP_TIMEOUT)
+    return r.returncode, r.stderr.decode(errors="replace")
+
+
+def test_config(flowdex, catalog, exports, tmp):
+    """The example configuration, SIGHUP, and the documented exit codes."""
+    example = os.path.join(os.path.dirname(exports), "..", "etc",
+                           "flowdex.conf")
+    store = os.path.join(tmp, "config.db")
+    c = Collector(flowdex, catalog, store, tmp, config=example)
+    rc, err = exit_code([flowdex, "collect", "--listen",
+                         "127.0.0.1:%d" % c.port, "-c", catalog, "--store",
+                         "sqlite:" + store, "--config", os.devnull])
+    if rc != 71 or "event=bind-failed" not in err:
+        fail("config: a port in use gave %d, not 71: %s" % (rc, err))
+    if c.stop() != 0:
+        fail("config: the example configuration did not run")
+    print("ok - config: etc/flowdex.conf runs; a bound port exits 71")
+
+    bad = os.path.join(tmp, "bad.conf")
+    with open(bad, "w") as f:
+        f.write("listen = 127.0.0.1:2055\nnot a setting\n")
+    rc, err = exit_code([flowdex, "collect", "--config", bad, "--store",
+                         "sqlite:" + store])
+    if rc != 78 or "bad.conf:2:" not in err:
+        fail("config: a bad line gave %d, not 78: %s" % (rc, err))
+    print("ok - config: a bad line exits 78 naming file and line")
+
+    forged = os.path.join(tmp, "forged.fdxc")
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(
+        os.path.abspath(__file__)), "forge-catalog.py"), "forge", catalog,
+        forged], check=True, timeout=STEP_TIMEOUT)
+    conf = os.path.join(tmp, "hup.conf")
+    with open(conf, "w") as f:
+        f.write("catalog = %s\nlog-level = info\n" % catalog)
+    c = Collector(flowdex, None, store, tmp, config=conf)
+    pcap = os.path.join(exports, "softflowd-netflow-v9.pcap")
+    dgrams = list(read_pcap(pcap))
+    replay(dgrams[:len(dgrams) // 2], c.port)
+    c.proc.send_signal(signal.SIGHUP)
+    c.wait_for(lambda: "catalog=unchanged" in c.log_text(), "a reload")
+    with open(conf, "w") as f:
+        f.write("catalog = %s\n" % forged)
+    c.proc.send_signal(signal.SIGHUP)
+    c.wait_for(lambda: "catalog=changed stream=reset" in c.log_text(),
+               "a catalog reset")
+    replay(dgrams, c.port)
+    c.wait_commit()
+    if c.stop() != 0:
+        fail("config: the collector failed after the reloads")
+    print("ok - config: SIGHUP keeps the engine for the same catalog, "
+          "resets it (logged) for a changed one")
+
+
+def main():
+    if len(sys.argv) != 5:
+        print(__doc__)
+        sys.exit(2)
+    flowdex, catalog, exports, test = sys.argv[1:]
+    tests = {"e2e": test_e2e, "allow": test_allow, "flood": test_flood,
+             "kill": test_kill,
+             "config": test_config}
+    with tempfile.TemporaryDirectory() as tmp:
+        signal.signal(signal.SIGALRM, lambda *a: fail("test timed out"))
+        signal.alarm(240)
+        tests[test](flowdex, catalog, exports, tmp)
+
+
+if __name__ == "__main__":
+    main()
