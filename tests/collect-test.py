@@ -15,9 +15,6 @@ TEST is one of:
              the claims of a clean run
   config     the example etc/flowdex.conf runs; a bad line exits 78, a
              bound port 71; SIGHUP with the same and a changed catalog
-  softflowd  softflowd -r on the shared corpus pcap, exported live to the
-             collector and to a pcap of its own; compared with scan of it
-             (skipped, exit 77, when softflowd or the corpus is missing)
 Every step has a timeout; exit 0 pass, 1 fail, 77 skip.
 """
 import json
