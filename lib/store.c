@@ -291,6 +291,36 @@ static const fdx_host *scan_at(const void *src, size_t i)
     return fdx_scan_host(src, i);
 }
 
+/* One host's rows: the host, its evidence, then its packages, each
+ * package pointing at the evidence row that backs it. */
+static int store_put_host(fdx_store *st, const fdx_store_host *h,
+                          const char *collector, fdx_error *err)
+{
+    const fdx__store_ops *ops = st->ops;
+    int64_t host, *ev_ids = NULL;
+    int rc;
+
+    if ((rc = ops->put_host_row(st, h, collector, &host, err)) < 0)
+        return rc;
+    if (h->nevidence > 0 &&
+        (ev_ids = fdx__calloc(h->nevidence, sizeof(*ev_ids))) == NULL)
+        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
+    for (size_t i = 0; i < h->nevidence && rc == 0; i++)
+        rc = ops->put_evidence(st, host, &h->evidence[i], collector,
+                               &ev_ids[i], err);
+    for (size_t i = 0; i < h->npackages && rc == 0; i++) {
+        const fdx_store_package *p = &h->packages[i];
+        int64_t ev = p->evidence >= 0 && (size_t)p->evidence < h->nevidence
+                         ? ev_ids[p->evidence]
+                         : 0;
+
+        rc = ops->put_package(st, host, p, ev, collector, h->last_seen_ms,
+                              err);
+    }
+    fdx__free(ev_ids);
+    return rc;
+}
+
 /* Writes hosts 0..n of src in one transaction, or nothing. */
 static int put_batch(fdx_store *st, const fdx_catalog *cat, host_at_fn at,
                      const void *src, size_t n, const char *collector,
@@ -310,7 +340,7 @@ static int put_batch(fdx_store *st, const fdx_catalog *cat, host_at_fn at,
             fdx_error_set(err, rc, "%s: out of memory", st->uri);
             goto fail;
         }
-        rc = st->ops->put_host(st, &h, collector, err);
+        rc = store_put_host(st, &h, collector, err);
         fdx_store_host_free(&h);
         if (rc < 0)
             goto fail;

@@ -680,32 +680,6 @@ static int package_put(fdx_store *st, int64_t host,
     return rc;
 }
 
-static int pg_put_host(fdx_store *st, const fdx_store_host *h,
-                       const char *collector, fdx_error *err)
-{
-    int64_t host, *ev_ids = NULL;
-    int rc;
-
-    if ((rc = host_upsert(st, h, collector, &host, err)) < 0)
-        return rc;
-    if (h->nevidence > 0 &&
-        (ev_ids = fdx__calloc(h->nevidence, sizeof(*ev_ids))) == NULL)
-        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
-    for (size_t i = 0; i < h->nevidence && rc == 0; i++)
-        rc = evidence_put(st, host, &h->evidence[i], collector, &ev_ids[i],
-                          err);
-    for (size_t i = 0; i < h->npackages && rc == 0; i++) {
-        const fdx_store_package *pk = &h->packages[i];
-        int64_t ev = pk->evidence >= 0 && (size_t)pk->evidence < h->nevidence
-                         ? ev_ids[pk->evidence]
-                         : 0;
-
-        rc = package_put(st, host, pk, ev, collector, h->last_seen_ms, err);
-    }
-    fdx__free(ev_ids);
-    return rc;
-}
-
 /* ---------------------------------------------------------------- */
 /* Reading                                                           */
 /* ---------------------------------------------------------------- */
@@ -1017,7 +991,9 @@ const fdx__store_ops fdx__store_postgresql = {
     pg_begin,
     pg_commit,
     pg_rollback,
-    pg_put_host,
+    host_upsert,
+    evidence_put,
+    package_put,
     pg_each_host,
     pg_stats,
 };

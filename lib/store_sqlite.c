@@ -740,32 +740,6 @@ static int package_put(fdx_store *st, int64_t host,
                        p->file.version, collector, err);
 }
 
-static int sqlite_put_host(fdx_store *st, const fdx_store_host *h,
-                           const char *collector, fdx_error *err)
-{
-    int64_t host, *ev_ids = NULL;
-    int rc;
-
-    if ((rc = host_upsert(st, h, collector, &host, err)) < 0)
-        return rc;
-    if (h->nevidence > 0 &&
-        (ev_ids = fdx__calloc(h->nevidence, sizeof(*ev_ids))) == NULL)
-        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
-    for (size_t i = 0; i < h->nevidence && rc == 0; i++)
-        rc = evidence_put(st, host, &h->evidence[i], collector, &ev_ids[i],
-                          err);
-    for (size_t i = 0; i < h->npackages && rc == 0; i++) {
-        const fdx_store_package *p = &h->packages[i];
-        int64_t ev = p->evidence >= 0 && (size_t)p->evidence < h->nevidence
-                         ? ev_ids[p->evidence]
-                         : 0;
-
-        rc = package_put(st, host, p, ev, collector, h->last_seen_ms, err);
-    }
-    fdx__free(ev_ids);
-    return rc;
-}
-
 /* ---------------------------------------------------------------- */
 /* Reading                                                           */
 /* ---------------------------------------------------------------- */
@@ -1089,7 +1063,9 @@ const fdx__store_ops fdx__store_sqlite = {
     sqlite_begin,
     sqlite_commit,
     sqlite_rollback,
-    sqlite_put_host,
+    host_upsert,
+    evidence_put,
+    package_put,
     sqlite_each_host,
     sqlite_stats,
 };
