@@ -188,9 +188,10 @@ int collect_commit(collect *c, fdx_store *st, int final, fdx_error *err)
     if (rc < 0)
         return fdx_error_set(err, rc, "stream: %s", fdx_strerror(rc));
 
-    c->last_commit_ms = collect_wall_ms();
-    if (c->nbatch == 0)
+    if (c->nbatch == 0) {
+        c->last_commit_ms = collect_wall_ms();
         return 0;
+    }
     rc = fdx_store_put_hosts(st, c->cat, c->batch, c->nbatch,
                              c->collector_id, err);
     if (rc < 0) {
@@ -199,6 +200,7 @@ int collect_commit(collect *c, fdx_store *st, int final, fdx_error *err)
     }
     c->commits++;
     c->hosts_written += c->nbatch;
+    c->last_commit_ms = collect_wall_ms();
     batch_clear(c);
     return 0;
 }
@@ -245,14 +247,19 @@ static void status_exporter(FILE *f, const char *name,
             e->malformed, e->dropped, e->seq_lost, e->bad_records);
 }
 
+void collect_sessions_refresh(collect *c)
+{
+    for (size_t i = 0; i < c->nexp; i++)
+        c->exp[i].seq_lost = c->exp[i].bad_records = 0;
+    fdx_nf_decoder_sessions(c->dec, session_to_exporter, c);
+}
+
 static void status_exporters(FILE *f, collect *c)
 {
     collect_exporter tot;
     char a[FDX_ADDRSTRLEN], name[FDX_ADDRSTRLEN + 32];
 
-    for (size_t i = 0; i < c->nexp; i++)
-        c->exp[i].seq_lost = c->exp[i].bad_records = 0;
-    fdx_nf_decoder_sessions(c->dec, session_to_exporter, c);
+    collect_sessions_refresh(c);
     tot = c->other;
     for (size_t i = 0; i < c->nexp; i++) {
         const collect_exporter *e = &c->exp[i];
@@ -279,13 +286,20 @@ static void count_session(void *ud, const fdx_nf_session_stats *s)
     ++*(size_t *)ud;
 }
 
+size_t collect_session_count(const collect *c)
+{
+    size_t n = 0;
+
+    fdx_nf_decoder_sessions(c->dec, count_session, &n);
+    return n;
+}
+
 static void status_decoder(FILE *f, const collect *c)
 {
     fdx_read_stats r;
-    size_t n = 0;
+    size_t n = collect_session_count(c);
 
     fdx_nf_decoder_stats(c->dec, &r);
-    fdx_nf_decoder_sessions(c->dec, count_session, &n);
     fprintf(f, "decoder=counters sessions=%zu datagrams=%" PRIu64
             " flows=%" PRIu64 " bad_datagrams=%" PRIu64
             " bad_records=%" PRIu64 " no_template=%" PRIu64
@@ -317,10 +331,12 @@ static void status_body(FILE *f, collect *c,
     fprintf(f, "# flowdex collect status (flowdex-collect(8))\n");
     fprintf(f, "collector=%s pid=%ld started_ms=%" PRIu64
             " written_ms=%" PRIu64 " commits=%" PRIu64
-            " commit_failures=%" PRIu64 " hosts_written=%" PRIu64 "\n",
+            " commit_failures=%" PRIu64 " hosts_written=%" PRIu64
+            " last_commit_ms=%" PRIu64 " batch_hosts=%zu\n",
             c->collector_id ? c->collector_id : "-", (long)getpid(),
             c->started_ms, collect_wall_ms(), c->commits,
-            c->commit_failures, c->hosts_written);
+            c->commit_failures, c->hosts_written, c->last_commit_ms,
+            c->nbatch);
     for (size_t i = 0; i < nsocks; i++)
         fprintf(f, "listen=%s rcvbuf=%d\n", socks[i].listen,
                 socks[i].rcvbuf_bytes);

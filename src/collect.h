@@ -49,6 +49,8 @@ typedef struct collect {
     size_t nbatch, batch_cap;
 
     uint64_t commits, commit_failures, hosts_written;
+    /* last_commit_ms: the end of the last commit that left nothing
+     * behind (0: none yet), so a failing store shows as its age. */
     uint64_t started_ms, last_commit_ms;
 } collect;
 
@@ -89,6 +91,15 @@ int collect_commit(collect *c, fdx_store *st, int final, fdx_error *err);
  */
 int collect_set_catalog(collect *c, const fdx_catalog *cat, fdx_store *st,
                         fdx_error *err);
+
+/*
+ * Copies the decoder's per-session seq_lost and bad_records onto the
+ * exporter rows, for a reader of c->exp (the status file, /metrics).
+ */
+void collect_sessions_refresh(collect *c);
+
+/* Sessions the decoder holds now. */
+size_t collect_session_count(const collect *c);
 
 /* One line "key=value ..." per sender, totals and stream counters. */
 typedef struct collect_socket_info {
