@@ -25,6 +25,8 @@
 #include "collect.h"
 #include "config.h"
 #include "flowdex/flowdex.h"
+#include "httpd.h"
+#include "metrics.h"
 #include "udp.h"
 
 #define DEFAULT_CONFIG "/etc/flowdex/flowdex.conf"
@@ -40,6 +42,7 @@ typedef struct collect_opts {
     const char *listen[LISTEN_MAX];
     size_t nlisten;
     const char *catalog, *store, *collector_id, *user, *status_file;
+    const char *metrics;        /* --metrics ADDR:PORT, or NULL */
     udp_allow allow;
     unsigned commit_interval_s;
     int rcvbuf_bytes;
@@ -169,6 +172,10 @@ static int opt_set_text(collect_opts *o, const char *key, const char *v,
         o->user = v;
     } else if (strcmp(key, "status-file") == 0) {
         o->status_file = v;
+    } else if (strcmp(key, "metrics") == 0) {
+        if (udp_endpoint_parse(v, &ss, &len, why) < 0)
+            return -1;
+        o->metrics = v;
     } else {
         return opt_set_scalar(o, key, v, why);
     }
@@ -208,6 +215,8 @@ static void collect_usage(FILE *f)
         "      --commit-interval S seconds between store commits (10)\n"
         "      --collector-id NAME name written with each claim\n"
         "      --status-file FILE  counters written at each commit\n"
+        "      --metrics ADDR:PORT serve them as Prometheus text on\n"
+        "                          http://ADDR:PORT/metrics (TCP)\n"
         "      --rcvbuf BYTES      receive buffer asked for (8 MiB)\n"
         "      --user NAME         drop privileges after binding\n"
         "      --syslog            log to syslog instead of stderr\n"
@@ -230,6 +239,7 @@ static const struct option collect_longopts[] = {
     {"commit-interval", required_argument, NULL, 0},
     {"collector-id", required_argument, NULL, 0},
     {"status-file", required_argument, NULL, 0},
+    {"metrics", required_argument, NULL, 0},
     {"rcvbuf", required_argument, NULL, 0},
     {"user", required_argument, NULL, 0},
     {"log-level", required_argument, NULL, 0},
@@ -395,6 +405,8 @@ typedef struct daemon_state {
     fdx_catalog *cat;
     fdx_store *store;
     collect col;
+    httpd http;                 /* --metrics; fd -1 without */
+    char metrics_name[64];
     uint8_t buf[DATAGRAM_MAX];
 } daemon_state;
 
@@ -426,6 +438,35 @@ static int open_sockets(daemon_state *d)
                granted < o->rcvbuf_bytes ? " note=\"raise "
                "net.core.rmem_max for a larger buffer\"" : "");
     }
+    return 0;
+}
+
+/* httpd_page_fn of /metrics. */
+static int metrics_page(void *ud, FILE *out)
+{
+    daemon_state *d = ud;
+
+    return metrics_write(out, &d->col, d->socks, d->nfds, &d->http);
+}
+
+/* Binds --metrics, like the UDP sockets before dropping privileges. */
+static int open_metrics(daemon_state *d)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    const char *why;
+
+    if (d->opts.metrics == NULL)
+        return 0;
+    (void)udp_endpoint_parse(d->opts.metrics, &ss, &len, &why);
+    if (httpd_listen(&d->http, &ss, len) < 0) {
+        log_at(FDX_LOG_ERR, "event=bind-failed metrics=%s error=\"%s\"",
+               d->opts.metrics, strerror(errno));
+        return EX_OSERR;
+    }
+    udp_endpoint_format(&ss, d->metrics_name, sizeof(d->metrics_name));
+    log_at(FDX_LOG_INFO, "event=metrics-listen metrics=%s path=/metrics",
+           d->metrics_name);
     return 0;
 }
 
@@ -588,6 +629,9 @@ static void reload_warn_fixed(const collect_opts *old,
     if (strcmp(old->store, neu->store) != 0)
         log_at(FDX_LOG_WARN, "event=reload setting=store "
                "note=\"needs a restart; the store is kept\"");
+    if (!same_text(old->metrics, neu->metrics))
+        log_at(FDX_LOG_WARN, "event=reload setting=metrics "
+               "note=\"needs a restart; the endpoint is kept\"");
 }
 
 /*
@@ -645,6 +689,7 @@ static void reload(daemon_state *d)
     memcpy(neu.listen, d->opts.listen, sizeof(neu.listen));
     neu.nlisten = d->opts.nlisten;
     neu.store = d->opts.store;
+    neu.metrics = d->opts.metrics;
     neu.user = d->opts.user;
     /* the strings of the old settings still in use move over */
     for (size_t i = 0; i < d->opts.nstrings && neu.nstrings < STRINGS_MAX;
@@ -681,25 +726,32 @@ static void signals_setup(sigset_t *wait_mask)
     sigdelset(wait_mask, SIGHUP);
 }
 
+/* Until the next commit, or sooner for a metrics client's deadline. */
 static void wait_sockets(daemon_state *d, uint64_t next_ms,
                          const sigset_t *mask)
 {
-    struct pollfd pfd[LISTEN_MAX];
+    struct pollfd pfd[LISTEN_MAX + HTTPD_POLL_MAX];
     uint64_t now = collect_wall_ms();
     uint64_t left = next_ms > now ? next_ms - now : 0;
-    struct timespec ts = {(time_t)(left / 1000),
-                          (long)(left % 1000) * 1000000};
+    int64_t http_ms = httpd_wait_ms(&d->http);
+    struct timespec ts;
+    size_t nhttp;
+    int rc;
 
-    for (size_t i = 0; i < d->nfds; i++) {
-        pfd[i].fd = d->fds[i];
-        pfd[i].events = POLLIN;
-        pfd[i].revents = 0;
-    }
-    if (ppoll(pfd, d->nfds, &ts, mask) <= 0)
-        return;
+    if (http_ms >= 0 && (uint64_t)http_ms < left)
+        left = (uint64_t)http_ms;
+    ts = (struct timespec){(time_t)(left / 1000),
+                           (long)(left % 1000) * 1000000};
     for (size_t i = 0; i < d->nfds; i++)
+        pfd[i] = (struct pollfd){d->fds[i], POLLIN, 0};
+    nhttp = httpd_pollfds(&d->http, pfd + d->nfds);
+    rc = ppoll(pfd, d->nfds + nhttp, &ts, mask);
+    for (size_t i = 0; rc > 0 && i < d->nfds; i++)
         if (pfd[i].revents & POLLIN)
             drain_socket(d, pfd[i].fd);
+    /* after the datagrams; with rc 0 it closes the clients past due */
+    if (rc >= 0)
+        httpd_service(&d->http, pfd + d->nfds, nhttp);
 }
 
 /* Until SIGTERM or SIGINT; then the stream is flushed and committed. */
@@ -728,6 +780,7 @@ static void daemon_close(daemon_state *d)
 {
     for (size_t i = 0; i < d->nfds; i++)
         close(d->fds[i]);
+    httpd_close(&d->http);
     collect_free(&d->col);
     fdx_store_close(d->store);
     fdx_catalog_close(d->cat);
@@ -744,7 +797,8 @@ static int daemon_start(daemon_state *d)
         return cli_exit_code(rc);
     if ((rc = open_store(d)) < 0)
         return cli_exit_code(rc);
-    if ((rc = open_sockets(d)) != 0 || (rc = drop_privileges(&d->opts)))
+    if ((rc = open_sockets(d)) != 0 || (rc = open_metrics(d)) != 0 ||
+        (rc = drop_privileges(&d->opts)) != 0)
         return rc;
     if (collect_init(&d->col, d->cat, &cli_logger) < 0)
         return EX_OSERR;
@@ -769,6 +823,7 @@ int cmd_collect(int argc, char **argv)
         cli_errorf("out of memory");
         return EX_OSERR;
     }
+    httpd_init(&d->http, "/metrics", METRICS_CONTENT_TYPE, metrics_page, d);
     d->argc = argc;
     d->argv = argv;
     if ((rc = load_opts(argc, argv, &d->opts)) != 0) {
