@@ -121,7 +121,7 @@ static httpd_conn *slot_take(httpd *h)
     for (size_t i = 0; i < HTTPD_CONN_MAX; i++) {
         if (h->conn[i].fd < 0)
             return &h->conn[i];
-        if (h->conn[i].opened_ms < oldest->opened_ms)
+        if (h->conn[i].serial < oldest->serial)
             oldest = &h->conn[i];
     }
     conn_close(oldest);
@@ -141,6 +141,7 @@ static void accept_some(httpd *h)
         c = slot_take(h);
         c->fd = fd;
         c->opened_ms = mono_ms();
+        c->serial = h->accepted++;
     }
 }
 

@@ -28,6 +28,7 @@ typedef int (*httpd_page_fn)(void *ud, FILE *out);
 typedef struct httpd_conn {
     int fd;                     /* -1: a free slot */
     uint64_t opened_ms;         /* monotonic clock */
+    uint64_t serial;            /* accept order: the oldest goes first */
     size_t rlen;                /* request bytes read */
     char req[HTTPD_REQ_MAX];
     char *resp;                 /* the answer, once the request is read */
@@ -41,6 +42,7 @@ typedef struct httpd {
     httpd_page_fn page;
     void *ud;
     httpd_conn conn[HTTPD_CONN_MAX];
+    uint64_t accepted;
     /* what happened, for the page itself to show */
     uint64_t requests, evicted, timed_out;
 } httpd;
