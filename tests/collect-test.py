@@ -15,11 +15,23 @@ TEST is one of:
              the claims of a clean run
   config     the example etc/flowdex.conf runs; a bad line exits 78, a
              bound port 71; SIGHUP with the same and a changed catalog
+  metrics    --metrics: /metrics parses as Prometheus text and says what
+             the status file says; 404, 405, 400, 431; a slow client and
+             a burst of 50 connections stop neither the datagrams nor
+             the answers
+  fulldisk   (root) the store on a full tmpfs: each failed commit is
+             logged naming the store, the collector keeps receiving,
+             the store passes integrity_check, and once there is room
+             the next commit writes the claims; flowdex scan --store on
+             the full disk exits 74 naming the store, its store intact
 Every step has a timeout; exit 0 pass, 1 fail, 77 skip.
 """
+import errno
+import http.client
 import json
 import os
 import random
+import re
 import signal
 import socket
 import sqlite3
@@ -28,6 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 # Documented in flowdex-collect(8): the sample catalog inflated in memory
 # (36 MB) plus the decoder's worst case (33 MiB) plus the stream's tables
@@ -373,8 +387,10 @@ def test_flood(flowdex, catalog, exports, tmp):
 
 def integrity(store):
     db = sqlite3.connect(store)
-    r = db.execute("PRAGMA integrity_check").fetchall()
-    db.close()
+    try:
+        r = db.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        db.close()
     return r == [("ok",)]
 
 
@@ -487,14 +503,402 @@ def test_config(flowdex, catalog, exports, tmp):
           "resets it (logged) for a changed one")
 
 
+def free_tcp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"(,|$)')
+
+
+def unescape(v):
+    return re.sub(r'\\(.)', lambda m: "\n" if m.group(1) == "n"
+                  else m.group(1), v)
+
+
+def parse_labels(text):
+    labels, pos = {}, 0
+    while pos < len(text):
+        m = LABEL_RE.match(text, pos)
+        if m is None:
+            fail("metrics: bad labels {%s}" % text)
+        labels[m.group(1)] = unescape(m.group(2))
+        pos = m.end()
+    return tuple(sorted(labels.items()))
+
+
+def parse_prometheus(text):
+    """{name: {labels: value}} of exposition format 0.0.4, checking that
+    every sample's family has one HELP and one TYPE line before it and
+    that counters end in _total."""
+    types, helps, samples = {}, set(), {}
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helps.add(line.split(" ", 3)[2])
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            if name in types or kind not in ("counter", "gauge"):
+                fail("metrics: bad or repeated TYPE line: " + line)
+            if (kind == "counter") != name.endswith("_total"):
+                fail("metrics: %s: a counter is what ends in _total" % name)
+            types[name] = kind
+            continue
+        m = SAMPLE_RE.match(line)
+        if m is None:
+            fail("metrics: not a sample line: %r" % line)
+        name = m.group(1)
+        if name not in types or name not in helps:
+            fail("metrics: %s has no HELP or TYPE before it" % name)
+        samples.setdefault(name, {})[parse_labels(m.group(2) or "")] = \
+            float(m.group(3))
+    return samples
+
+
+def fetch(url, method="GET", data=None):
+    """(status, headers, body) of one request, errors included."""
+    req = urllib.request.Request(url, method=method, data=data)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def raw_request(port, data):
+    """The status line the server answers raw bytes with."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(data)
+    answer = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    s.close()
+    return answer.split(b"\r\n", 1)[0].decode(errors="replace")
+
+
+# The status file's keys and the metrics of the same numbers.
+STATUS_METRICS = {
+    "collector": [("commits", "flowdex_collect_commits_total"),
+                  ("commit_failures",
+                   "flowdex_collect_commit_failures_total"),
+                  ("hosts_written", "flowdex_collect_hosts_written_total"),
+                  ("batch_hosts", "flowdex_collect_batch_hosts")],
+    "decoder": [(k, "flowdex_decoder_" + v) for k, v in [
+        ("sessions", "sessions"), ("datagrams", "datagrams_total"),
+        ("flows", "flows_total"), ("bad_datagrams", "bad_datagrams_total"),
+        ("bad_records", "bad_records_total"),
+        ("no_template", "no_template_total"),
+        ("seq_lost", "sequence_lost_total"),
+        ("limit_hits", "limit_hits_total"),
+        ("refused", "refused_datagrams_total")]],
+    "stream": [(k, "flowdex_stream_" + v) for k, v in [
+        ("flows", "flows_total"), ("open", "open_connections"),
+        ("connections", "connections_total"),
+        ("downloads", "downloads_total"),
+        ("identified", "identified_total"), ("hosts", "hosts"),
+        ("servers_known", "servers_known"),
+        ("pending", "pending_connections"),
+        ("conns_dropped", "conns_dropped_total"),
+        ("hosts_dropped", "hosts_dropped_total"),
+        ("evidence_dropped", "evidence_dropped_total")]],
+    "exporter": [("received", "flowdex_exporter_datagrams_total"),
+                 ("records", "flowdex_exporter_records_total"),
+                 ("malformed", "flowdex_exporter_malformed_datagrams_total"),
+                 ("dropped", "flowdex_exporter_dropped_datagrams_total"),
+                 ("seq_lost", "flowdex_exporter_sequence_lost_total"),
+                 ("bad_records", "flowdex_exporter_bad_records_total")],
+}
+
+
+def one(samples, name, labels=()):
+    if name not in samples or tuple(labels) not in samples[name]:
+        fail("metrics: no sample %s%s" % (name, dict(labels)))
+    return samples[name][tuple(labels)]
+
+
+def exporter_labels(key):
+    """(("exporter", addr), ("port", port)) of "exporter=ADDR:PORT"."""
+    addr, port = key.split("=", 1)[1].rsplit(":", 1)
+    return (("exporter", addr.strip("[]")), ("port", port))
+
+
+def compare_status(rows, samples):
+    """Every status counter against its metric; the exporters' sum
+    against total=all.  Returns how many numbers were compared."""
+    n = 0
+    for key, row in rows.items():
+        kind = key.split("=", 1)[0]
+        if key == "exporter=other" or kind not in STATUS_METRICS:
+            continue
+        labels = exporter_labels(key) if kind == "exporter" else ()
+        for field, metric in STATUS_METRICS[kind]:
+            if one(samples, metric, labels) != int(row[field]):
+                fail("metrics: %s %s=%s but %s %s" % (key, field,
+                     row[field], metric, one(samples, metric, labels)))
+            n += 1
+    for field, metric in STATUS_METRICS["exporter"]:
+        if sum(samples[metric].values()) != int(rows["total=all"][field]):
+            fail("metrics: %s does not sum to total=all" % metric)
+    col = [r for k, r in rows.items() if k.startswith("collector=")][0]
+    last = one(samples, "flowdex_collect_last_commit_timestamp_seconds")
+    if round(last * 1000) != int(col["last_commit_ms"]):
+        fail("metrics: last commit %s, status %s" % (last,
+             col["last_commit_ms"]))
+    for key, row in rows.items():
+        if key.startswith("listen="):
+            lab = (("listener", key.split("=", 1)[1]),)
+            if one(samples, "flowdex_listen_rcvbuf_bytes", lab) != \
+                    int(row["rcvbuf"]):
+                fail("metrics: rcvbuf of %s differs" % key)
+    return n + 1
+
+
+def snapshot(c, url):
+    """The status file and /metrics between two commits: read again
+    while a commit came between them."""
+    for _ in range(20):
+        before = os.stat(c.status).st_mtime_ns
+        rows = c.counters()
+        status, headers, body = fetch(url)
+        if status != 200:
+            fail("metrics: GET /metrics gave %d" % status)
+        if os.stat(c.status).st_mtime_ns == before:
+            return rows, headers, parse_prometheus(body)
+    fail("metrics: no quiet moment between commits")
+
+
+def test_metrics_paths(port, url):
+    status, _, _ = fetch("http://127.0.0.1:%d/nothing" % port)
+    if status != 404:
+        fail("metrics: /nothing gave %d, not 404" % status)
+    status, headers, _ = fetch(url, method="POST", data=b"x=1")
+    if status != 405 or "GET" not in headers.get("Allow", ""):
+        fail("metrics: POST gave %d, not 405 with Allow" % status)
+    status, _, body = fetch(url, method="HEAD")
+    if status != 200 or body != "":
+        fail("metrics: HEAD gave %d with %d bytes" % (status, len(body)))
+    for data, want in [(b"\x00\xff\x16\x03garbage\r\n\r\n", "400"),
+                       (b"GET /metrics\r\n\r\n", "400"),
+                       (b"GET /metrics HTTP/1.0\n\n", "200"),
+                       (b"A" * 4096, "431")]:
+        line = raw_request(port, data)
+        if line.split(" ")[1:2] != [want]:
+            fail("metrics: %r... answered %r, not %s"
+                 % (data[:20], line, want))
+    print("ok - metrics: 404, 405 (Allow), HEAD, 400 for garbage and "
+          "HTTP/0.9, 431 past 4 KiB, HTTP/1.0")
+
+
+def test_metrics_clients(c, port, url, dgrams):
+    """50 idle connections and a slow client, during a replay."""
+    burst = []
+    for _ in range(50):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        burst.append(s)
+    slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+    slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+    t0 = time.time()
+    _, _, before = snapshot(c, url)
+    replay(dgrams, c.port)
+    random_datagrams(c.port, 1000, random.Random(9100), garbage_head)
+    c.wait_commit()
+    rows, _, after = snapshot(c, url)
+    got = sum(after["flowdex_exporter_datagrams_total"].values()) - \
+        sum(before["flowdex_exporter_datagrams_total"].values())
+    if got != len(dgrams) + 1000:
+        fail("metrics: %d of %d datagrams counted during the burst"
+             % (got, len(dgrams) + 1000))
+    compare_status(rows, after)
+    try:
+        left = slow.recv(100)          # the server closes it at 5 s
+    except (socket.timeout, ConnectionResetError):
+        left = b"timeout"
+    if left != b"" or time.time() - t0 > 9:
+        fail("metrics: the slow client was not closed (%r)" % left)
+    for s in burst + [slow]:
+        s.close()
+    _, _, final = snapshot(c, url)
+    evicted = one(final, "flowdex_metrics_connections_evicted_total")
+    timed = one(final, "flowdex_metrics_connections_timed_out_total")
+    if evicted < 40 or timed < 1:
+        fail("metrics: evicted %d, timed out %d" % (evicted, timed))
+    print("ok - metrics: with 50 idle connections and a slow client, "
+          "%d datagrams counted, answers kept coming, %d evicted, %d "
+          "timed out" % (got, evicted, timed))
+
+
+def test_metrics(flowdex, catalog, exports, tmp):
+    port = free_tcp_port()
+    url = "http://127.0.0.1:%d/metrics" % port
+    store = os.path.join(tmp, "metrics.db")
+    cid = 'edge"1"\\a'
+    c = Collector(flowdex, catalog, store, tmp,
+                  ["--metrics", "127.0.0.1:%d" % port, "--collector-id",
+                   cid])
+    replay(list(read_pcap(os.path.join(exports,
+                                       "softflowd-netflow-v9.pcap"))),
+           c.port)
+    c.wait_commit()
+    rows, headers, samples = snapshot(c, url)
+    if headers.get("Content-Type") != \
+            "text/plain; version=0.0.4; charset=utf-8":
+        fail("metrics: Content-Type %s" % headers.get("Content-Type"))
+    n = compare_status(rows, samples)
+    if one(samples, "flowdex_collect_info", (("collector", cid),
+                                              ("version", "0.1.0"))) != 1:
+        fail("metrics: the collector id did not come back unescaped")
+    if sum(samples["flowdex_exporter_records_total"].values()) == 0:
+        fail("metrics: no records counted")
+    print("ok - metrics: %d numbers as the status file, %d families, the "
+          "collector id's quote and backslash escaped" % (n, len(samples)))
+    test_metrics_paths(port, url)
+    test_metrics_clients(c, port, url, list(read_pcap(
+        os.path.join(exports, "pmacctd-ipfix.pcap"))))
+    args = [flowdex, "collect", "--listen", "127.0.0.1:%d" % free_port(),
+            "-c", catalog, "--store", "sqlite:" + store, "--config",
+            os.devnull, "--metrics"]
+    rc, err = exit_code(args + ["127.0.0.1:%d" % port])
+    if rc != 71 or "event=bind-failed metrics=127.0.0.1:%d" % port \
+            not in err:
+        fail("metrics: a --metrics port in use gave %d: %s" % (rc, err))
+    if c.stop() != 0:
+        fail("metrics: the collector failed")
+    rc, err = exit_code(args + ["nonsense"])
+    if rc != 64:
+        fail("metrics: --metrics nonsense gave %d, not 64" % rc)
+    print("ok - metrics: a --metrics port in use exits 71, a bad one 64")
+
+
+# What SQLite or the system says of a full disk.
+FULL_RE = r"disk is full|No space left on device"
+
+
+def fill(directory, name):
+    """Writes a file until the file system is full."""
+    with open(os.path.join(directory, name), "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+
+
+def store_hosts(flowdex, store):
+    return normalise(run_json([flowdex, "hosts", "-q", "--store",
+                               "sqlite:" + store, "--json"]))
+
+
+def fulldisk_collect(flowdex, catalog, pcap, mnt, tmp):
+    """Full while a collector runs; then room again."""
+    store = os.path.join(mnt, "full.db")
+    c = Collector(flowdex, catalog, store, tmp)
+    fill(mnt, "filler")
+    replay(list(read_pcap(pcap)), c.port)
+    c.wait_for(lambda: "event=commit-failed" in c.log_text(),
+               "a failed commit")
+    c.wait_commit()
+    c.wait_commit()
+    lines = [l for l in c.log_text().splitlines()
+             if "event=commit-failed" in l]
+    col = [r for k, r in c.counters().items()
+           if k.startswith("collector=")][0]
+    print("# " + lines[0])
+    if "store=sqlite:" + store not in lines[0] or \
+            not re.search(FULL_RE, lines[0]):
+        fail("fulldisk: the error does not name the store and the cause")
+    if int(col["commit_failures"]) < 2 or int(col["batch_hosts"]) == 0 \
+            or len(lines) != int(col["commit_failures"]):
+        fail("fulldisk: %d lines for %s failures, batch %s" % (
+            len(lines), col["commit_failures"], col["batch_hosts"]))
+    if not integrity(store):
+        fail("fulldisk: integrity_check failed on the full disk")
+    print("ok - fulldisk: %s failed commits, one line each, %s hosts kept, "
+          "integrity_check ok, still running" % (col["commit_failures"],
+                                                  col["batch_hosts"]))
+    subprocess.run(["mount", "-o", "remount,size=8m", mnt], check=True)
+    c.wait_for(lambda: int([r for k, r in c.counters().items()
+                            if k.startswith("collector=")][0]
+                           ["batch_hosts"]) == 0, "a commit with room")
+    c.wait_for(lambda: "event=commit-recovered" in c.log_text(),
+               "the recovery's log line")
+    if c.stop() != 0:
+        fail("fulldisk: the collector failed once there was room")
+    if not integrity(store):
+        fail("fulldisk: integrity_check failed after the commit")
+    compare(flowdex, catalog, pcap, store, "fulldisk, then room")
+
+
+def fulldisk_scan(flowdex, catalog, exports, mnt):
+    """flowdex scan --store into an existing and a new store, full."""
+    store = os.path.join(mnt, "scan.db")
+    rc, err = exit_code([flowdex, "scan", "-q", "-c", catalog, "--store",
+                         "sqlite:" + store, os.path.join(
+                             exports, "softflowd-netflow-v9.pcap")])
+    if rc != 0:
+        fail("fulldisk: scan --store with room exited %d: %s" % (rc, err))
+    want = store_hosts(flowdex, store)
+    fill(mnt, "filler2")
+    for path in (store, os.path.join(mnt, "new.db")):
+        rc, err = exit_code([flowdex, "scan", "-q", "-c", catalog,
+                             "--store", "sqlite:" + path, os.path.join(
+                                 exports, "pmacctd-ipfix.pcap")])
+        print("# " + err.strip().splitlines()[-1] if err.strip() else "#")
+        if rc != 74 or "sqlite:" + path not in err or \
+                not re.search(FULL_RE, err):
+            fail("fulldisk: scan --store %s exited %d: %s" % (path, rc, err))
+    os.unlink(os.path.join(mnt, "filler2"))
+    for path in (store, os.path.join(mnt, "new.db")):
+        if os.path.exists(path) and not integrity(path):
+            fail("fulldisk: scan left %s corrupt" % path)
+    if store_hosts(flowdex, store) != want:
+        fail("fulldisk: the failed scan changed the store")
+    print("ok - fulldisk: scan --store on a full disk exits 74 naming the "
+          "store; the existing store is intact, a new one not corrupt")
+
+
+def test_fulldisk(flowdex, catalog, exports, tmp):
+    if os.geteuid() != 0:
+        print("# not root: no tmpfs to fill")
+        sys.exit(77)
+    mnt = tempfile.mkdtemp(prefix="flowdex-full-")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs",
+                        mnt], stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        print("# cannot mount a tmpfs: " + r.stderr.strip())
+        os.rmdir(mnt)
+        sys.exit(77)
+    pcap = os.path.join(exports, "softflowd-netflow-v9.pcap")
+    try:
+        fulldisk_collect(flowdex, catalog, pcap, mnt, tmp)
+        fulldisk_scan(flowdex, catalog, exports, mnt)
+    finally:
+        for p in RUNNING:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if subprocess.run(["umount", mnt]).returncode != 0:
+            subprocess.run(["umount", "-l", mnt])
+        os.rmdir(mnt)
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
         sys.exit(2)
     flowdex, catalog, exports, test = sys.argv[1:]
     tests = {"e2e": test_e2e, "allow": test_allow, "flood": test_flood,
-             "kill": test_kill,
-             "config": test_config}
+             "kill": test_kill, "config": test_config,
+             "metrics": test_metrics, "fulldisk": test_fulldisk}
     with tempfile.TemporaryDirectory() as tmp:
         signal.signal(signal.SIGALRM, lambda *a: fail("test timed out"))
         signal.alarm(240)
