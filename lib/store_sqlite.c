@@ -199,13 +199,23 @@ static int code_of(int rc)
     }
 }
 
-/* Records the connection's last error, naming the store and what failed. */
+/*
+ * Records the connection's last error, naming the store and what failed.
+ * SQLite says only "disk I/O error" when a file cannot be created or
+ * grown; the system's reason ("No space left on device") is added.
+ */
 static int db_error(fdx_store *st, int rc, const char *what, fdx_error *err)
 {
     sqlite_be *be = be_of(st);
     const char *msg = be->db != NULL ? sqlite3_errmsg(be->db)
                                      : sqlite3_errstr(rc);
+    int sys = be->db != NULL ? sqlite3_system_errno(be->db) : 0;
 
+    if (sys != 0 && ((rc & 0xff) == SQLITE_IOERR ||
+                     (rc & 0xff) == SQLITE_FULL ||
+                     (rc & 0xff) == SQLITE_CANTOPEN))
+        return fdx_error_set(err, code_of(rc), "%s: %s: %s (%s)", st->uri,
+                             what, msg, strerror(sys));
     return fdx_error_set(err, code_of(rc), "%s: %s: %s", st->uri, what, msg);
 }
 
