@@ -525,13 +525,18 @@ static int open_store(daemon_state *d)
 static int commit(daemon_state *d, int final)
 {
     fdx_error err = {0, ""};
-    uint64_t before = d->col.hosts_written;
+    uint64_t before = d->col.hosts_written, failing = d->col.commit_failing;
     int rc = collect_commit(&d->col, d->store, final, &err);
 
     if (rc < 0)
         log_at(FDX_LOG_ERR, "event=commit-failed store=%s hosts=%zu "
-               "error=\"%s\" note=\"kept for the next commit\"",
-               d->opts.store, d->col.nbatch, err.msg);
+               "failures=%" PRIu64 " error=\"%s\" note=\"kept for the "
+               "next commit\"", d->opts.store, d->col.nbatch,
+               d->col.commit_failing, err.msg);
+    else if (failing > 0)
+        log_at(FDX_LOG_WARN, "event=commit-recovered store=%s hosts=%"
+               PRIu64 " failed_commits=%" PRIu64, d->opts.store,
+               d->col.hosts_written - before, failing);
     else
         log_at(FDX_LOG_DEBUG, "event=commit hosts=%" PRIu64 " final=%d",
                d->col.hosts_written - before, final);

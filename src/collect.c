@@ -190,14 +190,17 @@ int collect_commit(collect *c, fdx_store *st, int final, fdx_error *err)
 
     if (c->nbatch == 0) {
         c->last_commit_ms = collect_wall_ms();
+        c->commit_failing = 0;
         return 0;
     }
     rc = fdx_store_put_hosts(st, c->cat, c->batch, c->nbatch,
                              c->collector_id, err);
     if (rc < 0) {
         c->commit_failures++;
+        c->commit_failing++;
         return rc;
     }
+    c->commit_failing = 0;
     c->commits++;
     c->hosts_written += c->nbatch;
     c->last_commit_ms = collect_wall_ms();

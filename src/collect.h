@@ -49,6 +49,7 @@ typedef struct collect {
     size_t nbatch, batch_cap;
 
     uint64_t commits, commit_failures, hosts_written;
+    uint64_t commit_failing;       /* failures since the last success */
     /* last_commit_ms: the end of the last commit that left nothing
      * behind (0: none yet), so a failing store shows as its age. */
     uint64_t started_ms, last_commit_ms;
