@@ -20,6 +20,8 @@ TEST is one of:
              two collectors sharing one store (PostgreSQL when
              FLOWDEX_TEST_SHARED is set) give the hosts, OS claims (to
              the confidence) and packages one collector gives
+  retention  sites two days apart and --retention-days 5: the older
+             evidence is pruned at the last commit, the claims stay
 Every step has a timeout; exit 0 pass, 1 fail, 77 skip.
 """
 import calendar
@@ -530,10 +532,10 @@ def sample_records(flowdex, exports):
     return rows
 
 
-def site_connections(rows):
+def site_connections(rows, shift_s=SITE_SHIFT_S):
     """The sample's connections copied to SITES sites: the client
     10.1.0.H of site s is 10.(10+s).0.H, its times shifted by s *
-    SITE_SHIFT_S.  Yields (site, client, index of the connection within
+    shift_s.  Yields (site, client, index of the connection within
     its host, records); a record is (src, dst, sport, dport, octets,
     packets, flags, first_ms, last_ms)."""
     conns = {}
@@ -559,8 +561,8 @@ def site_connections(rows):
                     out.append((src, dst, int(r["sport"]), int(r["dport"]),
                                 int(r["octets"]), int(r["packets"]),
                                 int(r["tcp_flags"]),
-                                iso_ms(r["first"]) + s * SITE_SHIFT_S * 1000,
-                                iso_ms(r["last"]) + s * SITE_SHIFT_S * 1000))
+                                iso_ms(r["first"]) + s * shift_s * 1000,
+                                iso_ms(r["last"]) + s * shift_s * 1000))
                 yield s, new, i, out
 
 
@@ -678,6 +680,43 @@ def test_shared(flowdex, catalog, exports, tmp):
                  sum(len(v[1]) for v in want.values())))
 
 
+
+def test_retention(flowdex, catalog, exports, tmp):
+    """The sites two days apart, each before the one before it (a clock
+    far ahead of the collector's is not taken), a collector keeping 5
+    days of evidence: at its last commit the older evidence goes, the
+    claims stay."""
+    recs = []
+    for _, _, _, conn in site_connections(sample_records(flowdex, exports),
+                                          shift_s=-2 * 86400):
+        recs.extend(conn)
+    newest = max(r[8] for r in recs)
+    store = os.path.join(tmp, "retention.db")
+    c = Collector(flowdex, catalog, store, tmp,
+                  extra=["--retention-days", "5"])
+    send_merged([(v5_datagrams(recs), "127.0.0.1", c.port)])
+    c.wait_commit()
+    if c.stop() != 0:
+        c.dump()
+        fail("retention: the collector failed")
+    db = sqlite3.connect(store)
+    oldest = db.execute("SELECT min(last_ms) FROM evidence").fetchone()[0]
+    orphans = db.execute("SELECT count(*) FROM packages WHERE evidence_id"
+                         " IS NULL").fetchone()[0]
+    db.close()
+    if oldest is None or oldest < newest - 5 * 86400 * 1000:
+        fail("retention: evidence older than 5 days is left (%s)" % oldest)
+    if "event=pruned" not in c.log_text():
+        fail("retention: no pruning logged")
+    doc = run_json([flowdex, "hosts", "-q", "--store", "sqlite:" + store,
+                    "--json"])
+    old = [h for h in doc["hosts"] if h["address"].startswith("10.17.")]
+    if not any(h.get("os") for h in old) or orphans == 0:
+        fail("retention: the oldest site's claims went with its evidence")
+    print("ok - retention: evidence of the last 5 days kept, %d package "
+          "claims without evidence, %d hosts" % (orphans, len(doc["hosts"])))
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
@@ -685,7 +724,8 @@ def main():
     flowdex, catalog, exports, test = sys.argv[1:]
     tests = {"e2e": test_e2e, "allow": test_allow, "flood": test_flood,
              "kill": test_kill,
-             "config": test_config, "shared": test_shared}
+             "config": test_config, "shared": test_shared,
+             "retention": test_retention}
     with tempfile.TemporaryDirectory() as tmp:
         signal.signal(signal.SIGALRM, lambda *a: fail("test timed out"))
         signal.alarm(240)
