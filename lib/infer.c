@@ -21,7 +21,6 @@
 #define FDX__NULL_SCORE 3.0
 #define FDX__OS_MIN_P 0.5
 #define FDX__ARCH_MIN_P 0.6
-#define FDX__PKG_MIN_CONF 0.7
 #define FDX__MAX_ARCHES 32
 
 typedef struct group {
@@ -408,9 +407,9 @@ static void host_os(fdx_scan *s, fdx_host *host, size_t best,
         if (s->hyps[h].group == b->group)
             rel += p;
     }
-    if (rel / total < FDX__OS_MIN_P)
+    if (rel / total < FDX__OS_MIN_P && !in->for_merge)
         return;
-    host->os.known = 1;
+    host->os.known = rel / total >= FDX__OS_MIN_P;
     host->os.family = b->family;
     host->os.release = b->release;
     host->os.codename = b->codename;
@@ -419,6 +418,105 @@ static void host_os(fdx_scan *s, fdx_host *host, size_t best,
     if (host->os.arch_confidence >= FDX__ARCH_MIN_P &&
         arch_evidence(s, host, in, best))
         host->os.arch = b->arch;
+}
+
+void fdx__host_os_scores(const fdx_scan *s, const fdx_host *host,
+                         const fdx__host_in *in, fdx_os_score *out)
+{
+    for (size_t h = 0; h < s->nhyps; h++) {
+        const fdx__hyp *y = &s->hyps[h];
+
+        out[h].family = y->family;
+        out[h].release = y->release;
+        out[h].codename = y->codename;
+        out[h].arch = y->arch;
+        out[h].score = in->score[h];
+        out[h].arch_evidence = arch_evidence(s, host, in, h);
+    }
+}
+
+static int same_text(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static int same_hyp(const fdx_os_score *a, const fdx_os_score *b)
+{
+    return same_text(a->family, b->family) &&
+           same_text(a->release, b->release) &&
+           same_text(a->codename, b->codename) &&
+           same_text(a->arch, b->arch);
+}
+
+/*
+ * host_os() on scores given as text rather than as the scan's
+ * hypotheses: the same sums, the same null hypothesis and thresholds,
+ * the same first-best tie rule, so that merged scores give the claim
+ * one scan of all the evidence gives.  A hypothesis is the first entry
+ * of its kind; later ones only add to it.
+ */
+void fdx_os_merge(const fdx_os_score *sc, size_t n, fdx_os_claim *out)
+{
+    fdx__os_merge_full(sc, n, 0, out);
+}
+
+void fdx__os_merge_full(const fdx_os_score *sc, size_t n, int always,
+                        fdx_os_claim *out)
+{
+    double top = 0, total, rel = 0, best_score = 0;
+    size_t best = n;
+    int arch_ev = 0;
+
+    memset(out, 0, sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        double sum = 0;
+        size_t k;
+
+        for (k = 0; k < i && !same_hyp(&sc[k], &sc[i]); k++)
+            ;
+        if (k < i)
+            continue;          /* counted with its first entry */
+        for (size_t j = i; j < n; j++)
+            if (same_hyp(&sc[i], &sc[j]))
+                sum += sc[j].score;
+        if (best == n || sum > best_score) {
+            best = i;
+            best_score = sum;
+        }
+    }
+    if (best == n)
+        return;
+    top = best_score;
+    total = exp(FDX__NULL_SCORE - top);
+    for (size_t i = 0; i < n; i++) {
+        double sum = 0;
+        size_t k;
+
+        for (k = 0; k < i && !same_hyp(&sc[k], &sc[i]); k++)
+            ;
+        if (k < i)
+            continue;
+        for (size_t j = i; j < n; j++)
+            if (same_hyp(&sc[i], &sc[j]))
+                sum += sc[j].score;
+        total += exp(sum - top);
+        if (same_text(sc[i].family, sc[best].family) &&
+            same_text(sc[i].release, sc[best].release))
+            rel += exp(sum - top);
+    }
+    for (size_t j = 0; j < n; j++)
+        if (same_hyp(&sc[j], &sc[best]) && sc[j].arch_evidence)
+            arch_ev = 1;
+    if (rel / total < FDX__OS_MIN_P && !always)
+        return;
+    out->known = rel / total >= FDX__OS_MIN_P;
+    out->family = sc[best].family;
+    out->release = sc[best].release;
+    out->codename = sc[best].codename;
+    out->confidence = rel / total;
+    out->arch_confidence = 1.0 / rel;
+    if (out->arch_confidence >= FDX__ARCH_MIN_P && arch_ev)
+        out->arch = sc[best].arch;
 }
 
 /* The one candidate a host of hypothesis h could have fetched, if one. */
@@ -626,7 +724,7 @@ static void pair_claims(fdx_scan *s, fdx_host *host, size_t best, size_t i,
     if (!pair_search(s, c, best, &pr) || pr.chance > FDX__PAIR_MAX_CHANCE)
         return;
     conf = host->os.confidence / (1.0 + pr.chance);
-    if (conf < FDX__PKG_MIN_CONF)
+    if (conf < FDX__PKG_MIN_CONF && !in->for_merge)
         return;
     ev->kind = FDX_EV_MULTI;
     ev->est_files = 2;
@@ -654,7 +752,7 @@ static int host_packages(fdx_scan *s, fdx_host *host, size_t best,
                                  sizeof(*host->packages));
     if (host->packages == NULL)
         return FDX_ENOMEM;
-    if (!host->os.known)
+    if (!host->os.known && !(in->for_merge && host->os.family != NULL))
         return 0;
     for (size_t i = 0; i < host->nevidence; i++) {
         const fdx_evidence *ev = &host->evidence[i];
@@ -680,7 +778,7 @@ static int host_packages(fdx_scan *s, fdx_host *host, size_t best,
         if (ev->path_hi != 0)
             e *= fdx__path_share(s, ev->path_lo, ev->path_hi);
         conf = host->os.confidence / (1.0 + e);
-        if (conf >= FDX__PKG_MIN_CONF)
+        if (conf >= FDX__PKG_MIN_CONF || in->for_merge)
             claim(host, entry, conf, i);
     }
     return 0;
@@ -711,6 +809,33 @@ int fdx__host_claims(fdx_scan *s, fdx_host *host, const fdx__host_in *in)
     host->npackages = 0;
     host_os(s, host, best, in);
     return host_packages(s, host, best, in);
+}
+
+size_t fdx_scan_hyp_count(const fdx_scan *s)
+{
+    return s->nhyps;
+}
+
+size_t fdx_scan_host_scores(const fdx_scan *s, size_t i, fdx_os_score *out)
+{
+    const fdx_host *host;
+    fdx__host_in in;
+    double *score;
+    size_t first;
+
+    if (i >= s->nhosts || s->nhyps == 0 || s->lr == NULL)
+        return 0;
+    host = &s->hosts[i];
+    first = (size_t)(host->evidence - s->ev);
+    if ((score = fdx__calloc(s->nhyps, sizeof(*score))) == NULL)
+        return 0;
+    host_scores(s, &s->lr[first * s->nhyps], host->nevidence, score);
+    memset(&in, 0, sizeof(in));
+    in.score = score;
+    in.lr = &s->lr[first * s->nhyps];
+    fdx__host_os_scores(s, host, &in, out);
+    fdx__free(score);
+    return s->nhyps;
 }
 
 /*
@@ -745,6 +870,7 @@ int fdx__infer_hosts(fdx_scan *s)
         in.lr = &s->lr[i * s->nhyps];
         in.lr_pos = NULL;
         in.pos_row = 0;
+        in.for_merge = 0;
         in.conn = &s->ev_conn[i];
         rc = fdx__host_claims(s, host, &in);
         i = j;

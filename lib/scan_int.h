@@ -300,6 +300,7 @@ typedef struct fdx__host_in {
                              * set when lr > 0 */
     size_t pos_row;
     fdx__conn *const *conn; /* per evidence: its connection */
+    int for_merge;          /* claims for a merging store (stream.h) */
 } fdx__host_in;
 
 /*
@@ -312,6 +313,21 @@ typedef struct fdx__host_in {
 int fdx__host_claims(fdx_scan *s, fdx_host *host, const fdx__host_in *in);
 
 int fdx__infer_hosts(fdx_scan *s);
+
+/* The least confidence of a package claim (infer.c; a store merging
+ * several collectors' claims applies it again). */
+#define FDX__PKG_MIN_CONF 0.7
+
+/*
+ * fdx_os_merge(), and with always set the best hypothesis and its
+ * confidence even below the least for a claim (out->known tells).
+ */
+void fdx__os_merge_full(const fdx_os_score *sc, size_t n, int always,
+                        fdx_os_claim *out);
+
+/* Fills out[0 .. s->nhyps) with host's score per hypothesis from in. */
+void fdx__host_os_scores(const fdx_scan *s, const fdx_host *host,
+                         const fdx__host_in *in, fdx_os_score *out);
 
 /* Share of catalog paths whose length lies in [lo, hi]. */
 double fdx__path_share(const fdx_scan *s, uint32_t lo, uint32_t hi);

@@ -4,11 +4,15 @@
  * records (catalog indexes to strings) that the backends and the tools'
  * writers share.
  */
+#include <math.h>
 #include <stdalign.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "scan_int.h"
 #include "store_int.h"
 
 struct fdx__pool {
@@ -159,6 +163,8 @@ int fdx_store_host_resolve(const fdx_catalog *cat, const fdx_host *h,
     memset(out, 0, sizeof(*out));
     out->addr = h->addr;
     out->sampled_flows = h->sampled_flows;
+    out->scores = h->scores;
+    out->nscores = h->nscores;
     resolve_os(&h->os, &out->os);
     if (h->nevidence > 0) {
         out->evidence = fdx__pool_alloc(out,
@@ -291,20 +297,236 @@ static const fdx_host *scan_at(const void *src, size_t i)
     return fdx_scan_host(src, i);
 }
 
+/* A scan's host i with its scores in sc (room for every hypothesis). */
+static const fdx_host *scan_scored_at(const fdx_scan *scan, size_t i,
+                                      fdx_os_score *sc, fdx_host *tmp)
+{
+    *tmp = *fdx_scan_host(scan, i);
+    tmp->nscores = fdx_scan_host_scores(scan, i, sc);
+    tmp->scores = tmp->nscores > 0 ? sc : NULL;
+    return tmp;
+}
+
+/* ---------------------------------------------------------------- */
+
+/*
+ * A host that several collectors see.  Each collector keeps its own OS
+ * scores of the host in the store, one text per collector: a line per
+ * hypothesis, "family TAB release TAB codename TAB arch TAB score TAB
+ * arch_evidence".  The host's claim is made from the sum of all of them
+ * (fdx_os_merge()), as one collector seeing every connection would make
+ * it; a collector's package claims count only when its own evidence
+ * named the same release, their confidence scaled to the merged one,
+ * and the least confidence for a claim applied to that (a collector's
+ * stream hands over claims under its best hypothesis even when its own
+ * evidence is too little for an OS claim: fdx_stream_opts.for_merge).
+ */
+typedef struct merge {
+    char **texts;              /* the other collectors' score texts */
+    size_t ntexts, cap;
+    fdx_os_score *all;         /* this collector's scores, then theirs */
+    size_t nall;
+    fdx_store_package *packages;
+    char *own;                 /* this collector's text */
+} merge;
+
+static void merge_free(merge *m)
+{
+    for (size_t i = 0; i < m->ntexts; i++)
+        fdx__free(m->texts[i]);
+    fdx__free(m->texts);
+    fdx__free(m->all);
+    fdx__free(m->packages);
+    fdx__free(m->own);
+    memset(m, 0, sizeof(*m));
+}
+
+static int merge_keep_text(void *ud, const char *text)
+{
+    merge *m = ud;
+    char *cp;
+
+    if (fdx__grow(&m->texts, &m->cap, m->ntexts, sizeof(*m->texts)) < 0 ||
+        (cp = fdx__strdup(text)) == NULL)
+        return FDX_ENOMEM;
+    m->texts[m->ntexts++] = cp;
+    return 0;
+}
+
+/* The text of n scores; NULL when out of memory. */
+static char *scores_text(const fdx_os_score *sc, size_t n)
+{
+    size_t cap = 1, len = 0;
+    char *buf;
+
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(sc[i].family) + strlen(sc[i].release) +
+               strlen(sc[i].codename) + strlen(sc[i].arch) + 40;
+    if ((buf = fdx__malloc(cap)) == NULL)
+        return NULL;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s\t%s\t%s\t%s\t"
+                                "%.17g\t%d\n", sc[i].family, sc[i].release,
+                                sc[i].codename, sc[i].arch, sc[i].score,
+                                sc[i].arch_evidence ? 1 : 0);
+    return buf;
+}
+
+/* Splits one line of a score text in place; 0, or -1 when malformed. */
+static int score_line(char *line, fdx_os_score *out)
+{
+    char *f[6], *end;
+
+    for (int k = 0; k < 6; k++) {
+        f[k] = line;
+        line = strchr(line, k < 5 ? '\t' : '\0');
+        if (line == NULL)
+            return -1;
+        if (k < 5)
+            *line++ = '\0';
+    }
+    out->family = f[0];
+    out->release = f[1];
+    out->codename = f[2];
+    out->arch = f[3];
+    out->score = strtod(f[4], &end);
+    out->arch_evidence = f[5][0] == '1';
+    return end != f[4] && *end == '\0' && isfinite(out->score) ? 0 : -1;
+}
+
+/* Appends the scores of text (modified in place) to m->all; a line that
+ * does not parse is skipped. */
+static int parse_scores(merge *m, size_t *cap, char *text)
+{
+    for (char *line = text; *line != '\0';) {
+        char *nl = strchr(line, '\n');
+
+        if (nl != NULL)
+            *nl = '\0';
+        if (fdx__grow(&m->all, cap, m->nall, sizeof(*m->all)) < 0)
+            return FDX_ENOMEM;
+        if (score_line(line, &m->all[m->nall]) == 0)
+            m->nall++;
+        if (nl == NULL)
+            break;
+        line = nl + 1;
+    }
+    return 0;
+}
+
+static int same_release(const fdx_os_claim *a, const fdx_os_claim *b)
+{
+    return a->family != NULL && b->known && a->confidence > 0 &&
+           strcmp(a->family, b->family) == 0 &&
+           strcmp(a->release, b->release) == 0;
+}
+
+/*
+ * This collector's package claims under the merged claim c.  They were
+ * made under its own best hypothesis, with its confidence in it (which
+ * its scores give again): a claim's confidence is that confidence
+ * over one plus the chance of a fit, so it scales to the merged one.
+ */
+static int merge_packages(merge *m, const fdx_store_host *h,
+                          const fdx_os_claim *c, fdx_store_host *out)
+{
+    fdx_os_claim own;
+    double scale;
+
+    out->npackages = 0;
+    fdx__os_merge_full(h->scores, h->nscores, 1, &own);
+    if (!same_release(&own, c) || h->npackages == 0)
+        return 0;
+    scale = c->confidence / own.confidence;
+    m->packages = fdx__calloc(h->npackages, sizeof(*m->packages));
+    if (m->packages == NULL)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < h->npackages; i++) {
+        fdx_store_package p = h->packages[i];
+
+        p.confidence *= scale;
+        if (p.confidence > 1.0)
+            p.confidence = 1.0;
+        if (p.confidence >= FDX__PKG_MIN_CONF)
+            m->packages[out->npackages++] = p;
+    }
+    out->packages = m->packages;
+    return 0;
+}
+
+/*
+ * Makes *out, a shallow copy of h with the claims the store's other
+ * collectors' scores and h's give together; m owns what it adds.
+ */
+static int merge_host(fdx_store *st, const fdx_store_host *h,
+                      const char *collector, merge *m, fdx_store_host *out,
+                      fdx_error *err)
+{
+    size_t cap = 0;
+    fdx_os_claim c;
+    int rc;
+
+    *out = *h;
+    if ((m->own = scores_text(h->scores, h->nscores)) == NULL)
+        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
+    rc = st->ops->get_scores(st, &h->addr, collector, merge_keep_text, m,
+                             err);
+    if (rc < 0)
+        return rc;
+    if (fdx__grow(&m->all, &cap, h->nscores, sizeof(*m->all)) < 0)
+        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
+    memcpy(m->all, h->scores, h->nscores * sizeof(*m->all));
+    m->nall = h->nscores;
+    for (size_t i = 0; i < m->ntexts; i++)
+        if (parse_scores(m, &cap, m->texts[i]) < 0)
+            return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory",
+                                 st->uri);
+    fdx_os_merge(m->all, m->nall, &c);
+    if (merge_packages(m, h, &c, out) < 0)
+        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
+    memset(&out->os, 0, sizeof(out->os));
+    if (c.known) {
+        out->os.known = 1;
+        out->os.family = c.family;
+        out->os.release = c.release;
+        out->os.codename = c.codename;
+        out->os.arch = c.arch;
+        out->os.confidence = c.confidence;
+        out->os.arch_confidence = c.arch_confidence;
+    }
+    return 0;
+}
+
 /* One host's rows: the host, its evidence, then its packages, each
- * package pointing at the evidence row that backs it. */
-static int store_put_host(fdx_store *st, const fdx_store_host *h,
+ * package pointing at the evidence row that backs it; then the
+ * collector's scores.  With scores, the claims are merged with those of
+ * the store's other collectors first. */
+static int store_put_host(fdx_store *st, const fdx_store_host *given,
                           const char *collector, fdx_error *err)
 {
     const fdx__store_ops *ops = st->ops;
     int64_t host, *ev_ids = NULL;
+    fdx_store_host merged, *h = &merged;
+    merge m;
     int rc;
 
+    memset(&m, 0, sizeof(m));
+    merged = *given;
+    if (given->nscores > 0 &&
+        (rc = merge_host(st, given, collector, &m, &merged, err)) < 0)
+        goto done;
     if ((rc = ops->put_host_row(st, h, collector, &host, err)) < 0)
-        return rc;
+        goto done;
+    if (m.own != NULL &&
+        (rc = ops->put_scores(st, host, collector, m.own, h->last_seen_ms,
+                              err)) < 0)
+        goto done;
     if (h->nevidence > 0 &&
-        (ev_ids = fdx__calloc(h->nevidence, sizeof(*ev_ids))) == NULL)
-        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
+        (ev_ids = fdx__calloc(h->nevidence, sizeof(*ev_ids))) == NULL) {
+        rc = fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
+        goto done;
+    }
     for (size_t i = 0; i < h->nevidence && rc == 0; i++)
         rc = ops->put_evidence(st, host, &h->evidence[i], collector,
                                &ev_ids[i], err);
@@ -317,14 +539,17 @@ static int store_put_host(fdx_store *st, const fdx_store_host *h,
         rc = ops->put_package(st, host, p, ev, collector, h->last_seen_ms,
                               err);
     }
+done:
     fdx__free(ev_ids);
+    merge_free(&m);
     return rc;
 }
 
-/* Writes hosts 0..n of src in one transaction, or nothing. */
+/* Writes hosts 0..n of src in one transaction, or nothing; with sc
+ * (room for every hypothesis), src is a scan whose scores go too. */
 static int put_batch(fdx_store *st, const fdx_catalog *cat, host_at_fn at,
                      const void *src, size_t n, const char *collector,
-                     fdx_error *err)
+                     fdx_os_score *sc, fdx_error *err)
 {
     int rc;
 
@@ -334,9 +559,13 @@ static int put_batch(fdx_store *st, const fdx_catalog *cat, host_at_fn at,
     if ((rc = st->ops->begin(st, err)) < 0)
         return rc;
     for (size_t i = 0; i < n; i++) {
+        const fdx_host *in = at(src, i);
         fdx_store_host h;
+        fdx_host tmp;
 
-        if ((rc = fdx_store_host_resolve(cat, at(src, i), &h)) < 0) {
+        if (sc != NULL)
+            in = scan_scored_at(src, i, sc, &tmp);
+        if ((rc = fdx_store_host_resolve(cat, in, &h)) < 0) {
             fdx_error_set(err, rc, "%s: out of memory", st->uri);
             goto fail;
         }
@@ -359,15 +588,23 @@ int fdx_store_put_hosts(fdx_store *st, const fdx_catalog *cat,
                         const fdx_host *hosts, size_t n,
                         const char *collector, fdx_error *err)
 {
-    return put_batch(st, cat, array_at, hosts, n, collector, err);
+    return put_batch(st, cat, array_at, hosts, n, collector, NULL, err);
 }
 
 int fdx_store_put_scan(fdx_store *st, const fdx_catalog *cat,
                        const fdx_scan *scan, const char *collector,
                        fdx_error *err)
 {
-    return put_batch(st, cat, scan_at, scan, fdx_scan_host_count(scan),
-                     collector, err);
+    size_t nh = fdx_scan_hyp_count(scan);
+    fdx_os_score *sc = fdx__calloc(nh ? nh : 1, sizeof(*sc));
+    int rc;
+
+    if (sc == NULL)
+        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
+    rc = put_batch(st, cat, scan_at, scan, fdx_scan_host_count(scan),
+                   collector, sc, err);
+    fdx__free(sc);
+    return rc;
 }
 
 typedef struct each_ctx {
@@ -422,6 +659,29 @@ int fdx_store_get_host(fdx_store *st, const fdx_addr *addr,
         return fdx_error_set(err, FDX_ENOTFOUND, "%s: no host %s", st->uri,
                              fdx_addr_format(addr, a, sizeof(a)));
     }
+    return 0;
+}
+
+int fdx_store_prune(fdx_store *st, uint64_t before_ms, uint64_t *removed,
+                    fdx_error *err)
+{
+    int rc;
+
+    *removed = 0;
+    if (st->opts.read_only)
+        return fdx_error_set(err, FDX_EUSAGE, "%s: opened read-only",
+                             st->uri);
+    if ((rc = st->ops->begin(st, err)) < 0)
+        return rc;
+    if ((rc = st->ops->prune(st, before_ms, removed, err)) < 0 ||
+        (rc = st->ops->commit(st, err)) < 0) {
+        st->ops->rollback(st);
+        *removed = 0;
+        return rc;
+    }
+    fdx__log(st->opts.log, FDX_LOG_INFO, "event=store-prune store=%s "
+             "before_ms=%llu evidence_removed=%llu", st->uri,
+             (unsigned long long)before_ms, (unsigned long long)*removed);
     return 0;
 }
 

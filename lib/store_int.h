@@ -13,6 +13,9 @@
  * zeroing *h (the backend frees what is left in *h after the call). */
 typedef int (*fdx__store_row_fn)(void *ud, fdx_store_host *h);
 
+/* Given each text row read; returns 0 or a negative code to stop. */
+typedef int (*fdx__store_text_fn)(void *ud, const char *text);
+
 typedef struct fdx__store_ops {
     const char *scheme;        /* "sqlite", for messages */
     /* target: the URI without "scheme:" (sqlite) or the whole URI */
@@ -38,6 +41,18 @@ typedef struct fdx__store_ops {
     int (*each_host)(fdx_store *st, const fdx_addr *only,
                      fdx__store_row_fn fn, void *ud, fdx_error *err);
     int (*stats)(fdx_store *st, fdx_store_stats *out, fdx_error *err);
+    /* The OS scores of the host at addr that collectors other than
+     * collector (NULL: written without one) wrote, one text each (see
+     * store.c for its form); then this collector's, replacing its old. */
+    int (*get_scores)(fdx_store *st, const fdx_addr *addr,
+                      const char *collector, fdx__store_text_fn fn, void *ud,
+                      fdx_error *err);
+    int (*put_scores)(fdx_store *st, int64_t host, const char *collector,
+                      const char *text, uint64_t time_ms, fdx_error *err);
+    /* Removes the evidence that ended before before_ms (between begin
+     * and commit); *removed: how many rows. */
+    int (*prune)(fdx_store *st, uint64_t before_ms, uint64_t *removed,
+                 fdx_error *err);
 } fdx__store_ops;
 
 struct fdx_store {

@@ -66,6 +66,14 @@ static const char *const migrations[] = {
     " suite TEXT NOT NULL, path TEXT NOT NULL, size BIGINT NOT NULL,"
     " PRIMARY KEY (evidence_id, rank));"
     "CREATE INDEX history_by_host ON history (host_id, time_ms);",
+    /* 3: each collector's OS scores of a host, and evidence by age */
+    "CREATE TABLE host_scores ("
+    " host_id BIGINT NOT NULL REFERENCES hosts (id),"
+    " collector TEXT NOT NULL,"
+    " scores TEXT NOT NULL,"
+    " updated_ms BIGINT NOT NULL,"
+    " PRIMARY KEY (host_id, collector));"
+    "CREATE INDEX evidence_by_age ON evidence (last_ms);",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -984,6 +992,82 @@ static int pg_stats(fdx_store *st, fdx_store_stats *out, fdx_error *err)
     return 0;
 }
 
+/* ---------------------------------------------------------------- */
+/* Collectors' scores and pruning                                    */
+/* ---------------------------------------------------------------- */
+
+/*
+ * Takes the host's advisory lock for the rest of the transaction before
+ * reading: two collectors writing the same host at once (even one that
+ * neither has written before) then merge one after the other, each
+ * seeing what the other committed.
+ */
+static int pg_get_scores(fdx_store *st, const fdx_addr *addr,
+                         const char *collector, fdx__store_text_fn fn,
+                         void *ud, fdx_error *err)
+{
+    pg_params p = {0};
+    char a[FDX_ADDRSTRLEN];
+    PGresult *r;
+    int rc = 0;
+
+    p_text(&p, fdx_addr_format(addr, a, sizeof(a)));
+    if (run_done(st, "SELECT pg_advisory_xact_lock(hashtext($1))", &p,
+                 "locking a host", err) < 0)
+        return FDX_EIO;
+    p_text(&p, collector ? collector : "");
+    r = run(st, "SELECT s.scores FROM host_scores s JOIN hosts h"
+            " ON h.id = s.host_id WHERE h.address = $1 AND s.collector <> $2"
+            " ORDER BY s.collector", &p, "reading scores", err);
+    if (r == NULL)
+        return FDX_EIO;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+        if ((rc = fn(ud, get_text(r, i, 0))) < 0)
+            fdx_error_set(err, rc, "%s: out of memory", st->uri);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_put_scores(fdx_store *st, int64_t host, const char *collector,
+                         const char *text, uint64_t time_ms, fdx_error *err)
+{
+    pg_params p = {0};
+
+    p_i64(&p, host);
+    p_text(&p, collector ? collector : "");
+    p_text(&p, text);
+    p_u64(&p, time_ms);
+    return run_done(st, "INSERT INTO host_scores (host_id, collector,"
+                    " scores, updated_ms) VALUES ($1, $2, $3, $4)"
+                    " ON CONFLICT (host_id, collector) DO UPDATE SET"
+                    " scores = excluded.scores,"
+                    " updated_ms = excluded.updated_ms", &p,
+                    "writing scores", err);
+}
+
+static int pg_prune(fdx_store *st, uint64_t before_ms, uint64_t *removed,
+                    fdx_error *err)
+{
+    pg_params p = {0};
+    PGresult *r;
+
+    p_u64(&p, before_ms);
+    if (run_done(st, "UPDATE packages SET evidence_id = NULL WHERE"
+                 " evidence_id IN (SELECT id FROM evidence WHERE"
+                 " last_ms < $1)", &p, "pruning evidence", err) < 0 ||
+        run_done(st, "DELETE FROM candidates WHERE evidence_id IN"
+                 " (SELECT id FROM evidence WHERE last_ms < $1)", &p,
+                 "pruning evidence", err) < 0)
+        return FDX_EIO;
+    r = run(st, "DELETE FROM evidence WHERE last_ms < $1", &p,
+            "pruning evidence", err);
+    if (r == NULL)
+        return FDX_EIO;
+    *removed = strtoull(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
 const fdx__store_ops fdx__store_postgresql = {
     "postgresql",
     pg_open,
@@ -996,4 +1080,7 @@ const fdx__store_ops fdx__store_postgresql = {
     package_put,
     pg_each_host,
     pg_stats,
+    pg_get_scores,
+    pg_put_scores,
+    pg_prune,
 };

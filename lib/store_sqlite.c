@@ -78,6 +78,14 @@ static const char *const migrations[] = {
     " suite TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,"
     " PRIMARY KEY (evidence_id, rank));"
     "CREATE INDEX history_by_host ON history (host_id, time_ms);",
+    /* 3: each collector's OS scores of a host, and evidence by age */
+    "CREATE TABLE host_scores ("
+    " host_id INTEGER NOT NULL REFERENCES hosts (id),"
+    " collector TEXT NOT NULL,"
+    " scores TEXT NOT NULL,"
+    " updated_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (host_id, collector));"
+    "CREATE INDEX evidence_by_age ON evidence (last_ms);",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -152,6 +160,18 @@ _Static_assert(NMIGRATIONS == FDX_STORE_SCHEMA_VERSION,
       " FROM candidates WHERE evidence_id = ?1 ORDER BY rank")             \
     X(HIST_LIST, "SELECT time_ms, what, name, old_value, new_value,"       \
       " collector FROM history WHERE host_id = ?1 ORDER BY time_ms, id")   \
+    X(SCORES_GET, "SELECT s.scores FROM host_scores s JOIN hosts h"     \
+      " ON h.id = s.host_id WHERE h.address = ?1 AND s.collector <> ?2"    \
+      " ORDER BY s.collector")                                             \
+    X(SCORES_PUT, "INSERT INTO host_scores (host_id, collector, scores,"   \
+      " updated_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (host_id,"         \
+      " collector) DO UPDATE SET scores = excluded.scores,"                \
+      " updated_ms = excluded.updated_ms")                                 \
+    X(PRUNE_PKG, "UPDATE packages SET evidence_id = NULL WHERE"            \
+      " evidence_id IN (SELECT id FROM evidence WHERE last_ms < ?1)")      \
+    X(PRUNE_CAND, "DELETE FROM candidates WHERE evidence_id IN"            \
+      " (SELECT id FROM evidence WHERE last_ms < ?1)")                     \
+    X(PRUNE_EV, "DELETE FROM evidence WHERE last_ms < ?1")                 \
     X(STATS, "SELECT (SELECT count(*) FROM hosts), (SELECT count(*) FROM"  \
       " packages), (SELECT count(*) FROM evidence), (SELECT count(*) FROM" \
       " history)")
@@ -1066,6 +1086,66 @@ static int sqlite_stats(fdx_store *st, fdx_store_stats *out, fdx_error *err)
     return 0;
 }
 
+/* ---------------------------------------------------------------- */
+/* Collectors' scores and pruning                                    */
+/* ---------------------------------------------------------------- */
+
+static int sqlite_get_scores(fdx_store *st, const fdx_addr *addr,
+                             const char *collector, fdx__store_text_fn fn,
+                             void *ud, fdx_error *err)
+{
+    sqlite3_stmt *s = be_of(st)->stmt[S_SCORES_GET];
+    char a[FDX_ADDRSTRLEN];
+    int rc;
+
+    fdx_addr_format(addr, a, sizeof(a));
+    bind_text(s, 1, a);
+    bind_text(s, 2, collector ? collector : "");
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(s, 0);
+
+        if (text != NULL && (rc = fn(ud, text)) < 0) {
+            done_row(s);
+            return fdx_error_set(err, rc, "%s: out of memory", st->uri);
+        }
+    }
+    done_row(s);
+    return rc == SQLITE_DONE ? 0 : db_error(st, rc, "reading scores", err);
+}
+
+static int sqlite_put_scores(fdx_store *st, int64_t host,
+                             const char *collector, const char *text,
+                             uint64_t time_ms, fdx_error *err)
+{
+    sqlite3_stmt *s = be_of(st)->stmt[S_SCORES_PUT];
+
+    sqlite3_bind_int64(s, 1, host);
+    bind_text(s, 2, collector ? collector : "");
+    bind_text(s, 3, text);
+    bind_u64(s, 4, time_ms);
+    return step_done(st, s, "writing scores", err);
+}
+
+/* Evidence that ended before before_ms goes, with its candidates; the
+ * claims it backed stay, pointing at no evidence. */
+static int sqlite_prune(fdx_store *st, uint64_t before_ms, uint64_t *removed,
+                        fdx_error *err)
+{
+    static const int steps[] = {S_PRUNE_PKG, S_PRUNE_CAND, S_PRUNE_EV};
+    sqlite_be *be = be_of(st);
+    int rc = 0;
+
+    for (size_t i = 0; i < 3 && rc == 0; i++) {
+        sqlite3_stmt *s = be->stmt[steps[i]];
+
+        bind_u64(s, 1, before_ms);
+        rc = step_done(st, s, "pruning evidence", err);
+    }
+    if (rc == 0)
+        *removed = (uint64_t)sqlite3_changes(be->db);
+    return rc;
+}
+
 const fdx__store_ops fdx__store_sqlite = {
     "sqlite",
     sqlite_open,
@@ -1078,4 +1158,7 @@ const fdx__store_ops fdx__store_sqlite = {
     package_put,
     sqlite_each_host,
     sqlite_stats,
+    sqlite_get_scores,
+    sqlite_put_scores,
+    sqlite_prune,
 };

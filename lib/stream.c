@@ -180,6 +180,7 @@ struct fdx_stream {
     fdx_evidence *hev;          /* recomputation scratch */
     fdx__conn *hconn;
     fdx__conn **hconnp;
+    fdx_os_score *hscores;      /* the recomputed host's, nh of them */
 };
 
 static uint64_t addr_hash(uint64_t h, const fdx_addr *a)
@@ -267,6 +268,7 @@ void fdx_stream_free(fdx_stream *st)
     fdx__free(st->hev);
     fdx__free(st->hconn);
     fdx__free(st->hconnp);
+    fdx__free(st->hscores);
     fdx_scan_free(st->scan);
     fdx__free(st);
 }
@@ -973,9 +975,23 @@ static int host_recompute(fdx_stream *st, shost *h, fdx_stream_host_fn fn,
     in.lr_pos = h->pos;
     in.pos_row = st->row;
     in.conn = st->hconnp;
+    in.for_merge = st->o.for_merge;
     st->scan->pair_searches = 0;
     rc = fdx__host_claims(st->scan, &host, &in);
     st->st.recomputes++;
+    if (rc == 0 && st->o.for_merge && st->scan->nhyps > 0) {
+        /* the scores go out with the claims: a store that several
+         * collectors share sums them (fdx_os_merge()) */
+        if (st->hscores == NULL &&
+            (st->hscores = fdx__calloc(st->scan->nhyps,
+                                       sizeof(*st->hscores))) == NULL)
+            rc = FDX_ENOMEM;
+        if (rc == 0) {
+            fdx__host_os_scores(st->scan, &host, &in, st->hscores);
+            host.scores = st->hscores;
+            host.nscores = st->scan->nhyps;
+        }
+    }
     if (rc == 0 && fn != NULL)
         rc = fn(ud, &host);
     fdx__free(host.packages);

@@ -2,8 +2,9 @@
 # Runs the PostgreSQL store tests against a throwaway server: installs
 # Debian's postgresql when it is missing, starts a private cluster in a
 # temporary directory (Unix socket only, no TCP port), creates the test
-# database, runs test_store with FLOWDEX_TEST_POSTGRESQL pointing at it,
-# and stops and removes the cluster whatever happens.  Needs root (the
+# databases, runs test_store with FLOWDEX_TEST_POSTGRESQL pointing at one
+# and the collectors' shared-store test (collect-test.py shared) on
+# others, and stops and removes the cluster whatever happens.  Needs root (the
 # server runs as the postgres user).  BUILD names the build directory.
 set -e
 cd "$(dirname "$0")/.."
@@ -34,3 +35,12 @@ runuser -u postgres -- "$bin/createdb" -h "$dir" flowdex_test
 FLOWDEX_TEST_POSTGRESQL="postgresql:///flowdex_test?host=$dir&user=postgres"
 export FLOWDEX_TEST_POSTGRESQL
 "$build/tests/test_store"
+# two collectors sharing one PostgreSQL inventory, against one collector
+for how in sites connections; do
+    for w in one two; do
+        runuser -u postgres -- "$bin/createdb" -h "$dir" "flowdex_${w}_$how"
+    done
+done
+FLOWDEX_TEST_SHARED="postgresql:///{}?host=$dir&user=postgres" \
+    python3 tests/collect-test.py "$build/flowdex" sample/catalog.fdxc.xz \
+    sample/exports shared

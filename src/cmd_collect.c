@@ -45,6 +45,7 @@ typedef struct collect_opts {
     const char *metrics;        /* --metrics ADDR:PORT, or NULL */
     udp_allow allow;
     unsigned commit_interval_s;
+    unsigned retention_days;    /* evidence kept; 0: all of it */
     int rcvbuf_bytes;
     int use_syslog;
     int log_level;
@@ -77,6 +78,7 @@ static void opts_defaults(collect_opts *o)
     o->config = DEFAULT_CONFIG;
     o->catalog = CLI_DEFAULT_CATALOG;
     o->commit_interval_s = 10;
+    o->retention_days = 90;
     o->rcvbuf_bytes = 8 << 20;
     o->log_level = FDX_LOG_WARN;
 }
@@ -128,6 +130,11 @@ static int opt_set_scalar(collect_opts *o, const char *key, const char *v,
         if (parse_uint(v, 86400, &n) < 0 || n == 0)
             return -1;
         o->commit_interval_s = (unsigned)n;
+    } else if (strcmp(key, "retention-days") == 0) {
+        *why = "retention-days: expected days from 0 (keep all) to 36500";
+        if (parse_uint(v, 36500, &n) < 0)
+            return -1;
+        o->retention_days = (unsigned)n;
     } else if (strcmp(key, "rcvbuf") == 0) {
         *why = "rcvbuf: expected bytes from 65536 to 1073741824";
         if (parse_uint(v, 1u << 30, &n) < 0 || n < 65536)
@@ -213,6 +220,8 @@ static void collect_usage(FILE *f)
         "ADDR/BITS\n"
         "                          (repeatable; default: from anyone)\n"
         "      --commit-interval S seconds between store commits (10)\n"
+        "      --retention-days N  evidence kept, by flow time (90; 0: "
+        "all)\n"
         "      --collector-id NAME name written with each claim\n"
         "      --status-file FILE  counters written at each commit\n"
         "      --metrics ADDR:PORT serve them as Prometheus text on\n"
@@ -237,6 +246,7 @@ static const struct option collect_longopts[] = {
     {"catalog", required_argument, NULL, 'c'},
     {"store", required_argument, NULL, 's'},
     {"commit-interval", required_argument, NULL, 0},
+    {"retention-days", required_argument, NULL, 0},
     {"collector-id", required_argument, NULL, 0},
     {"status-file", required_argument, NULL, 0},
     {"metrics", required_argument, NULL, 0},
@@ -407,6 +417,7 @@ typedef struct daemon_state {
     collect col;
     httpd http;                 /* --metrics; fd -1 without */
     char metrics_name[64];
+    uint64_t pruned_wall_ms;    /* when evidence was last pruned */
     uint8_t buf[DATAGRAM_MAX];
 } daemon_state;
 
@@ -522,6 +533,34 @@ static int open_store(daemon_state *d)
 }
 
 /* Advances or flushes, writes the store and the status file. */
+/* Evidence is pruned after a commit, once an hour, and at the last. */
+#define PRUNE_EVERY_MS (3600 * 1000ull)
+
+/*
+ * Removes the evidence older than the retention, by the flow clock (a
+ * replay of old exports keeps what it brings); the claims stay.  A
+ * failure is logged and tried again at the next hour.
+ */
+static void prune(daemon_state *d, int final)
+{
+    uint64_t keep_ms = d->opts.retention_days * 86400000ull;
+    uint64_t now = collect_now_ms(&d->col), wall = collect_wall_ms();
+    uint64_t removed = 0;
+    fdx_error err = {0, ""};
+
+    if (keep_ms == 0 || now <= keep_ms ||
+        (!final && wall - d->pruned_wall_ms < PRUNE_EVERY_MS))
+        return;
+    d->pruned_wall_ms = wall;
+    if (fdx_store_prune(d->store, now - keep_ms, &removed, &err) < 0)
+        log_at(FDX_LOG_ERR, "event=prune-failed store=%s error=\"%s\"",
+               d->opts.store, err.msg);
+    else if (removed > 0)
+        log_at(FDX_LOG_INFO, "event=pruned store=%s evidence=%" PRIu64
+               " retention_days=%u", d->opts.store, removed,
+               d->opts.retention_days);
+}
+
 static int commit(daemon_state *d, int final)
 {
     fdx_error err = {0, ""};
@@ -540,6 +579,8 @@ static int commit(daemon_state *d, int final)
     else
         log_at(FDX_LOG_DEBUG, "event=commit hosts=%" PRIu64 " final=%d",
                d->col.hosts_written - before, final);
+    if (rc == 0)
+        prune(d, final);
     if (d->opts.status_file != NULL &&
         collect_write_status(&d->col, d->opts.status_file, d->socks,
                              d->nfds) < 0)

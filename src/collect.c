@@ -28,6 +28,7 @@ int collect_init(collect *c, const fdx_catalog *cat, const fdx_logger *log)
     memset(c, 0, sizeof(*c));
     memset(&so, 0, sizeof(so));
     so.log = log;
+    so.for_merge = 1;   /* the store applies the merged claim */
     c->cat = cat;
     c->log = log;
     c->started_ms = collect_wall_ms();
@@ -45,6 +46,7 @@ static void batch_clear(collect *c)
     for (size_t i = 0; i < c->nbatch; i++) {
         free(c->batch[i].packages);
         free(c->batch[i].evidence);
+        free((void *)c->batch[i].scores);
     }
     c->nbatch = 0;
 }
@@ -141,15 +143,21 @@ static int batch_add(void *ud, const fdx_host *h)
     fdx_host cp = *h, *slot = NULL;
     size_t pb = h->npackages * sizeof(*h->packages);
     size_t eb = h->nevidence * sizeof(*h->evidence);
+    size_t sb = h->nscores * sizeof(*h->scores);
+    fdx_os_score *sc = sb ? malloc(sb) : NULL;
 
     cp.packages = pb ? malloc(pb) : NULL;
     cp.evidence = eb ? malloc(eb) : NULL;
-    if ((pb && cp.packages == NULL) || (eb && cp.evidence == NULL))
+    cp.scores = sc;
+    if ((pb && cp.packages == NULL) || (eb && cp.evidence == NULL) ||
+        (sb && sc == NULL))
         goto nomem;
     if (pb)
         memcpy(cp.packages, h->packages, pb);
     if (eb)
         memcpy(cp.evidence, h->evidence, eb);
+    if (sb)
+        memcpy(sc, h->scores, sb);
 
     /* Only a batch a failed commit kept can hold the host already. */
     for (size_t i = 0; i < c->nbatch && c->commit_failures > 0; i++)
@@ -158,6 +166,7 @@ static int batch_add(void *ud, const fdx_host *h)
     if (slot != NULL) {
         free(slot->packages);
         free(slot->evidence);
+        free((void *)slot->scores);
         *slot = cp;
         return 0;
     }
@@ -175,6 +184,7 @@ static int batch_add(void *ud, const fdx_host *h)
 nomem:
     free(cp.packages);
     free(cp.evidence);
+    free(sc);
     return FDX_ENOMEM;
 }
 
@@ -219,6 +229,7 @@ int collect_set_catalog(collect *c, const fdx_catalog *cat, fdx_store *st,
         return rc;
     memset(&so, 0, sizeof(so));
     so.log = c->log;
+    so.for_merge = 1;
     if ((ns = fdx_stream_new(cat, &so)) == NULL)
         return fdx_error_set(err, FDX_ENOMEM, "stream: out of memory");
     fdx_stream_free(c->stream);

@@ -24,10 +24,20 @@ TEST is one of:
              the store passes integrity_check, and once there is room
              the next commit writes the claims; flowdex scan --store on
              the full disk exits 74 naming the store, its store intact
+  shared     the sample's hosts copied to 8 sites, exported by two
+             exporters split by site and then connection by connection:
+             two collectors sharing one store (PostgreSQL when
+             FLOWDEX_TEST_SHARED is set) give the hosts, OS claims (to
+             the confidence) and packages one collector gives
+  retention  sites two days apart and --retention-days 5: the older
+             evidence is pruned at the last commit, the claims stay
 Every step has a timeout; exit 0 pass, 1 fail, 77 skip.
 """
+import calendar
+import csv
 import errno
 import http.client
+import io
 import json
 import os
 import random
@@ -124,6 +134,11 @@ def udp_of(frame, linktype):
     return src, sport, l4[8:ulen]
 
 
+def store_uri(store):
+    """A path is a SQLite store; a URI is taken as it is."""
+    return store if ":" in store else "sqlite:" + store
+
+
 def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
@@ -142,7 +157,7 @@ class Collector:
         self.errlog = open(os.path.join(tmp, "collect-%d.log" % self.port),
                            "w+")
         args = [flowdex, "collect", "--listen", "127.0.0.1:%d" % self.port,
-                "--store", "sqlite:" + store, "--commit-interval", "1",
+                "--store", store_uri(store), "--commit-interval", "1",
                 "--status-file", self.status, "--config", config, "-v"]
         if catalog is not None:
             args += ["--catalog", catalog]
@@ -248,7 +263,7 @@ def compare(flowdex, catalog, pcap, store, what):
     want = normalise(run_json([flowdex, "scan", "-q", "-c", catalog,
                                "--json", pcap]))
     got = normalise(run_json([flowdex, "hosts", "-q", "--store",
-                              "sqlite:" + store, "--json"]))
+                              store_uri(store), "--json"]))
     if want != got:
         for a in sorted(set(want) | set(got)):
             if want.get(a) != got.get(a):
@@ -431,7 +446,7 @@ def subset(flowdex, catalog, pcap, store):
     want = normalise(run_json([flowdex, "scan", "-q", "-c", catalog,
                                "--json", pcap]))
     got = normalise(run_json([flowdex, "hosts", "-q", "--store",
-                              "sqlite:" + store, "--json"]))
+                              store_uri(store), "--json"]))
     missing = 0
     for a, (os_claim, pkgs) in got.items():
         if a not in want:
@@ -891,6 +906,221 @@ def test_fulldisk(flowdex, catalog, exports, tmp):
         os.rmdir(mnt)
 
 
+# ---------------------------------------------------------------------
+# Two collectors sharing one store
+
+SITES = 8           # copies of the sample's hosts, one address block each
+SITE_SHIFT_S = 600  # each copy ten minutes after the one before
+V5_HDR = struct.Struct(">HHIIIIBBH")
+V5_REC = struct.Struct(">4s4s4sHHIIIIHHBBBBHHBBH")
+
+
+def iso_ms(text):
+    """Milliseconds since the epoch of flowdex's 2026-12-03T18:06:40.776Z."""
+    t = time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")
+    frac = text[20:-1] if len(text) > 20 else "0"
+    return calendar.timegm(t) * 1000 + int(frac.ljust(3, "0")[:3])
+
+
+def sample_records(flowdex, exports):
+    """The sample's flow records (`flowdex flows --csv` of sample/flows)."""
+    flows = os.path.join(os.path.dirname(exports), "flows")
+    r = subprocess.run([flowdex, "flows", "--csv", flows],
+                       stdout=subprocess.PIPE, text=True,
+                       timeout=STEP_TIMEOUT)
+    if r.returncode != 0:
+        fail("flowdex flows exited %d" % r.returncode)
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    if not rows:
+        fail("no sample flow records")
+    return rows
+
+
+def site_connections(rows, shift_s=SITE_SHIFT_S):
+    """The sample's connections copied to SITES sites: the client
+    10.1.0.H of site s is 10.(10+s).0.H, its times shifted by s *
+    shift_s.  Yields (site, client, index of the connection within
+    its host, records); a record is (src, dst, sport, dport, octets,
+    packets, flags, first_ms, last_ms)."""
+    conns = {}
+    for r in rows:
+        sp, dp = int(r["sport"]), int(r["dport"])
+        to_client = sp < dp
+        key = (r["dst"], dp, r["src"], sp) if to_client else \
+            (r["src"], sp, r["dst"], dp)
+        conns.setdefault(key, []).append(r)
+    per_host = {}
+    for key in sorted(conns, key=lambda k: min(iso_ms(r["first"])
+                                               for r in conns[k])):
+        per_host.setdefault(key[0], []).append(conns[key])
+    for s in range(SITES):
+        for client, cl in sorted(per_host.items()):
+            o = client.split(".")
+            new = "10.%d.0.%s" % (10 + s, o[3])
+            for i, recs in enumerate(cl):
+                out = []
+                for r in recs:
+                    src = new if r["src"] == client else r["src"]
+                    dst = new if r["dst"] == client else r["dst"]
+                    out.append((src, dst, int(r["sport"]), int(r["dport"]),
+                                int(r["octets"]), int(r["packets"]),
+                                int(r["tcp_flags"]),
+                                iso_ms(r["first"]) + s * shift_s * 1000,
+                                iso_ms(r["last"]) + s * shift_s * 1000))
+                yield s, new, i, out
+
+
+def v5_datagrams(records):
+    """NetFlow v5 datagrams of records in order of their end, 30 each,
+    as sent at the end of their last record; returns (time, payload)."""
+    records = sorted(records, key=lambda r: r[8])
+    boot_ms = records[0][7] - 86400 * 1000
+    out, seq = [], 0
+    for i in range(0, len(records), 30):
+        chunk = records[i:i + 30]
+        now = chunk[-1][8] + 1000
+        body = b"".join(V5_REC.pack(
+            socket.inet_aton(r[0]), socket.inet_aton(r[1]), bytes(4), 0, 0,
+            r[5], r[4], r[7] - boot_ms, r[8] - boot_ms, r[2], r[3], 0,
+            r[6], 6, 0, 0, 0, 0, 0, 0) for r in chunk)
+        hdr = V5_HDR.pack(5, len(chunk), now - boot_ms, now // 1000,
+                          (now % 1000) * 1000000, seq, 0, 0, 0)
+        seq += len(chunk)
+        out.append((now / 1000.0, hdr + body))
+    return out
+
+
+def split_exports(flowdex, exports, how):
+    """The sites' records as two exporters' v5 datagrams: by site (half
+    of the sites behind each) or connection by connection (every host
+    seen half by each)."""
+    recs = ([], [])
+    for site, _, i, conn in site_connections(sample_records(flowdex,
+                                                            exports)):
+        side = (site >= SITES // 2) if how == "sites" else (i % 2)
+        recs[side].extend(conn)
+    return [v5_datagrams(r) for r in recs]
+
+
+def send_merged(parts, pace_s=0.001):
+    """Sends (datagrams, source address, port) interleaved in time order,
+    one socket per source address."""
+    events = sorted((t, src, port, p) for dgs, src, port in parts
+                    for t, p in dgs)
+    socks = {}
+    for _, src, port, payload in events:
+        if src not in socks:
+            socks[src] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks[src].bind((src, 0))
+        socks[src].sendto(payload, ("127.0.0.1", port))
+        time.sleep(pace_s)
+    for s in socks.values():
+        s.close()
+
+
+def shared_stores(tmp, how):
+    """The stores of the one-collector and two-collector runs: with
+    FLOWDEX_TEST_SHARED, a libpq URI with "{}" where the database name
+    goes, PostgreSQL databases flowdex_one_HOW and flowdex_two_HOW (made
+    empty by the caller); otherwise two SQLite files."""
+    uri = os.environ.get("FLOWDEX_TEST_SHARED", "")
+    if "{}" in uri:
+        return [uri.replace("{}", "flowdex_%s_%s" % (w, how))
+                for w in ("one", "two")]
+    return [os.path.join(tmp, "%s-%s.db" % (w, how)) for w in ("one", "two")]
+
+
+def hosts_of(flowdex, store):
+    """normalise() with the OS confidence to three places: merged scores
+    must give the very claim one collector makes, not a near one."""
+    doc = run_json([flowdex, "hosts", "-q", "--store", store_uri(store),
+                    "--json"])
+    out = normalise(doc)
+    for h in doc["hosts"]:
+        conf = (h.get("os") or {}).get("confidence")
+        os_claim, pkgs = out[h["address"]]
+        out[h["address"]] = (os_claim + (None if conf is None
+                                         else round(conf, 3),), pkgs)
+    return out
+
+
+def test_shared(flowdex, catalog, exports, tmp):
+    for how in ("sites", "connections"):
+        one, two = shared_stores(tmp, how)
+        parts = split_exports(flowdex, exports, how)
+        c = Collector(flowdex, catalog, one, tmp)
+        send_merged([(parts[0], "127.0.0.1", c.port),
+                     (parts[1], "127.0.0.2", c.port)])
+        c.wait_commit()
+        if c.stop() != 0:
+            c.dump()
+            fail("%s: the single collector failed" % how)
+        a = Collector(flowdex, catalog, two, tmp,
+                      extra=["--collector-id", "site-a"])
+        b = Collector(flowdex, catalog, two, tmp,
+                      extra=["--collector-id", "site-b"])
+        send_merged([(parts[0], "127.0.0.1", a.port),
+                     (parts[1], "127.0.0.2", b.port)])
+        a.wait_commit()
+        b.wait_commit()
+        for x in (a, b):
+            if x.stop() != 0:
+                x.dump()
+                fail("%s: a shared collector failed" % how)
+        want, got = hosts_of(flowdex, one), hosts_of(flowdex, two)
+        known = sum(1 for v in want.values() if v[0][0] is not None)
+        if known < SITES * 5:
+            fail("%s: only %d hosts with an OS claim from one collector"
+                 % (how, known))
+        if want != got:
+            for addr in sorted(set(want) | set(got)):
+                if want.get(addr) != got.get(addr):
+                    print("# %s: one %s\n#   two %s"
+                          % (addr, want.get(addr), got.get(addr)))
+            fail("%s: two collectors' store differs from one's" % how)
+        print("ok - split by %s: %d hosts (%d with an OS), %d packages, "
+              "the same from two collectors as from one"
+              % (how, len(want), known,
+                 sum(len(v[1]) for v in want.values())))
+
+
+
+def test_retention(flowdex, catalog, exports, tmp):
+    """The sites two days apart, each before the one before it (a clock
+    far ahead of the collector's is not taken), a collector keeping 5
+    days of evidence: at its last commit the older evidence goes, the
+    claims stay."""
+    recs = []
+    for _, _, _, conn in site_connections(sample_records(flowdex, exports),
+                                          shift_s=-2 * 86400):
+        recs.extend(conn)
+    newest = max(r[8] for r in recs)
+    store = os.path.join(tmp, "retention.db")
+    c = Collector(flowdex, catalog, store, tmp,
+                  extra=["--retention-days", "5"])
+    send_merged([(v5_datagrams(recs), "127.0.0.1", c.port)])
+    c.wait_commit()
+    if c.stop() != 0:
+        c.dump()
+        fail("retention: the collector failed")
+    db = sqlite3.connect(store)
+    oldest = db.execute("SELECT min(last_ms) FROM evidence").fetchone()[0]
+    orphans = db.execute("SELECT count(*) FROM packages WHERE evidence_id"
+                         " IS NULL").fetchone()[0]
+    db.close()
+    if oldest is None or oldest < newest - 5 * 86400 * 1000:
+        fail("retention: evidence older than 5 days is left (%s)" % oldest)
+    if "event=pruned" not in c.log_text():
+        fail("retention: no pruning logged")
+    doc = run_json([flowdex, "hosts", "-q", "--store", "sqlite:" + store,
+                    "--json"])
+    old = [h for h in doc["hosts"] if h["address"].startswith("10.17.")]
+    if not any(h.get("os") for h in old) or orphans == 0:
+        fail("retention: the oldest site's claims went with its evidence")
+    print("ok - retention: evidence of the last 5 days kept, %d package "
+          "claims without evidence, %d hosts" % (orphans, len(doc["hosts"])))
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
@@ -898,7 +1128,8 @@ def main():
     flowdex, catalog, exports, test = sys.argv[1:]
     tests = {"e2e": test_e2e, "allow": test_allow, "flood": test_flood,
              "kill": test_kill, "config": test_config,
-             "metrics": test_metrics, "fulldisk": test_fulldisk}
+             "metrics": test_metrics, "fulldisk": test_fulldisk,
+             "shared": test_shared, "retention": test_retention}
     with tempfile.TemporaryDirectory() as tmp:
         signal.signal(signal.SIGALRM, lambda *a: fail("test timed out"))
         signal.alarm(240)

@@ -6,6 +6,7 @@
  * Hosts are built by hand against a catalog of four files built from a
  * Packages file written here.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -291,7 +292,10 @@ static void test_migrate_v1(void **state)
         assert_non_null(strstr(err.msg, "v1.db"));
     }
     st = open_ok(uri, 0);
-    assert_int_equal(sql_int(path, "SELECT version FROM schema_version"), 2);
+    assert_int_equal(sql_int(path, "SELECT version FROM schema_version"),
+                     FDX_STORE_SCHEMA_VERSION);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master "
+                     "WHERE name = 'host_scores'"), 1);
     assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master "
                      "WHERE name = 'candidates'"), 1);
     fdx_addr_parse(&a, "10.9.9.9");
@@ -648,6 +652,147 @@ static void test_postgresql(void **state)
 }
 #endif
 
+/* Scores of two hypotheses, bookworm and trixie on amd64. */
+static void two_scores(fdx_os_score *sc, double bookworm, double trixie,
+                       int arch_ev)
+{
+    sc[0] = (fdx_os_score){"debian", "12", "bookworm", "amd64", bookworm,
+                           arch_ev};
+    sc[1] = (fdx_os_score){"debian", "13", "trixie", "amd64", trixie, 0};
+}
+
+/* The confidence in bookworm those scores give (the null hypothesis
+ * scores 3), whether or not it is enough for a claim. */
+static double bookworm_p(double bookworm, double trixie)
+{
+    return 1.0 / (exp(3.0 - bookworm) + 1.0 + exp(trixie - bookworm));
+}
+
+/* Writes host 10.5.5.5 as collector col: scores sc, one package claim
+ * of entry with confidence conf, no OS claim of its own. */
+static void put_scored(fdx_store *st, const char *col, fdx_os_score *sc,
+                       uint32_t entry, double conf, uint64_t t_ms)
+{
+    fdx_error err = {0, ""};
+    test_host t;
+
+    make_host(&t, "10.5.5.5", "bookworm", entry, t_ms);
+    t.h.os.known = 0;
+    t.pc.confidence = conf;
+    t.h.scores = sc;
+    t.h.nscores = 2;
+    if (fdx_store_put_hosts(st, cat, &t.h, 1, col, &err) < 0)
+        fail_msg("%s", err.msg);
+}
+
+/*
+ * Two collectors each saw part of one host: neither's scores alone make
+ * a claim, their sum does, and the store's host has the claim
+ * fdx_os_merge() makes of the sum, whichever collector wrote last.  A
+ * collector's package claims, made under its own best hypothesis, are
+ * scaled to the merged confidence and kept when that reaches 0.7.
+ */
+static void test_merge(void **state)
+{
+    char uri[300], path[300];
+    fdx_os_score a[2], b[2], both[4];
+    fdx_os_claim want;
+    fdx_store_host h;
+    fdx_error err = {0, ""};
+    fdx_addr addr;
+    fdx_store *st;
+    double pa = bookworm_p(2.0, -1.0), pb = bookworm_p(2.5, 0.5);
+
+    (void)state;
+    new_store("merge.db", uri, path, sizeof(path));
+    st = open_ok(uri, 0);
+    assert_int_equal(fdx_addr_parse(&addr, "10.5.5.5"), 0);
+    two_scores(a, 2.0, -1.0, 0);
+    two_scores(b, 2.5, 0.5, 1);
+    memcpy(both, a, sizeof(a));
+    memcpy(both + 2, b, sizeof(b));
+    fdx_os_merge(a, 2, &want);
+    assert_false(want.known);
+    fdx_os_merge(both, 4, &want);
+    assert_true(want.known);
+    assert_string_equal(want.codename, "bookworm");
+    assert_string_equal(want.arch, "amd64");   /* b had arch evidence */
+    assert_true(fabs(want.confidence - bookworm_p(4.5, -0.5)) < 1e-9);
+
+    /* a alone: no OS, and its package (0.9 of its 0.265) is not kept */
+    put_scored(st, "a", a, entry_of("alpha", "1.0-1"), 0.9 * pa, 1000);
+    assert_int_equal(fdx_store_get_host(st, &addr, &h, &err), 0);
+    assert_false(h.os.known);
+    assert_int_equal(h.npackages, 0);
+    fdx_store_host_free(&h);
+
+    /* b: the merged claim; b's package at 0.95 of b's own confidence
+     * becomes 0.95 of the merged one */
+    put_scored(st, "b", b, entry_of("beta", "3"), 0.95 * pb, 9000);
+    assert_int_equal(fdx_store_get_host(st, &addr, &h, &err), 0);
+    assert_true(h.os.known);
+    assert_string_equal(h.os.codename, "bookworm");
+    assert_string_equal(h.os.arch, "amd64");
+    assert_true(fabs(h.os.confidence - want.confidence) < 1e-9);
+    assert_int_equal(h.npackages, 1);
+    assert_string_equal(h.packages[0].file.name, "beta");
+    assert_true(fabs(h.packages[0].confidence - 0.95 * want.confidence) <
+                1e-9);
+    fdx_store_host_free(&h);
+
+    /* a again: now its package counts, 0.9 of the merged confidence;
+     * one score row per collector */
+    put_scored(st, "a", a, entry_of("alpha", "1.0-1"), 0.9 * pa, 1000);
+    assert_int_equal(fdx_store_get_host(st, &addr, &h, &err), 0);
+    assert_true(fabs(h.os.confidence - want.confidence) < 1e-9);
+    assert_int_equal(h.npackages, 2);
+    assert_string_equal(h.packages[0].file.name, "alpha");
+    assert_true(fabs(h.packages[0].confidence - 0.9 * want.confidence) <
+                1e-9);
+    fdx_store_host_free(&h);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM host_scores"), 2);
+    fdx_store_close(st);
+    assert_intact(path);
+}
+
+/* Pruning removes old evidence and its candidates, keeps the claims. */
+static void test_prune(void **state)
+{
+    char uri[300], path[300];
+    test_host t[2];
+    fdx_store_host h;
+    fdx_error err = {0, ""};
+    uint64_t removed = 7;
+    fdx_store *st;
+
+    (void)state;
+    new_store("prune.db", uri, path, sizeof(path));
+    st = open_ok(uri, 0);
+    make_host(&t[0], "10.6.6.6", "bookworm", entry_of("alpha", "1.0-1"),
+              1000);
+    make_host(&t[1], "10.6.6.7", "bookworm", entry_of("beta", "3"), 50000);
+    put_ok(st, &t[0].h, 1);
+    put_ok(st, &t[1].h, 1);
+    assert_int_equal(stats_of(st).evidence, 2);
+    assert_int_equal(fdx_store_prune(st, 10000, &removed, &err), 0);
+    assert_int_equal(removed, 1);
+    assert_int_equal(stats_of(st).evidence, 1);
+    assert_int_equal(stats_of(st).packages, 2);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM candidates"), 1);
+    assert_int_equal(fdx_store_get_host(st, &t[0].h.addr, &h, &err), 0);
+    assert_int_equal(h.nevidence, 0);
+    assert_int_equal(h.npackages, 1);
+    assert_int_equal(h.packages[0].evidence, -1);
+    fdx_store_host_free(&h);
+    assert_int_equal(fdx_store_prune(st, 10000, &removed, &err), 0);
+    assert_int_equal(removed, 0);
+    fdx_store_close(st);
+    st = open_ok(uri, 1);
+    assert_int_equal(fdx_store_prune(st, 10000, &removed, &err), FDX_EUSAGE);
+    fdx_store_close(st);
+    assert_intact(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -659,6 +804,8 @@ int main(void)
         cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_read_only),
         cmocka_unit_test(test_reader_during_write),
+        cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_prune),
 #ifdef FDX_HAVE_POSTGRESQL
         cmocka_unit_test(test_postgresql),
 #endif

@@ -86,6 +86,20 @@ typedef struct fdx_os_claim {
     double arch_confidence;
 } fdx_os_claim;
 
+/*
+ * What one host's evidence says of one OS hypothesis (a release of a
+ * family on one architecture): the sum of its connections'
+ * log-likelihood ratios, and whether one of them fitted a file of that
+ * very architecture.  Scores of the same host from several collectors
+ * add up; fdx_os_merge() turns the sums into the claim one collector
+ * seeing all of the evidence would make.
+ */
+typedef struct fdx_os_score {
+    const char *family, *release, *codename, *arch;
+    double score;
+    int arch_evidence;
+} fdx_os_score;
+
 typedef struct fdx_host {
     fdx_addr addr;
     fdx_os_claim os;
@@ -94,6 +108,10 @@ typedef struct fdx_host {
     fdx_evidence *evidence;
     size_t nevidence;
     uint64_t sampled_flows;     /* flows skipped for size matching */
+    /* one per hypothesis, when kept (the stream engine's hosts); NULL
+     * otherwise: fdx_scan_host_scores() gives a scan's */
+    const fdx_os_score *scores;
+    size_t nscores;
 } fdx_host;
 
 typedef struct fdx_scan_opts {
@@ -133,6 +151,24 @@ int fdx_scan_finish(fdx_scan *s);
 size_t fdx_scan_host_count(const fdx_scan *s);
 const fdx_host *fdx_scan_host(const fdx_scan *s, size_t i);
 void fdx_scan_get_stats(const fdx_scan *s, fdx_scan_stats *st);
+
+/* The number of OS hypotheses of the scan's catalog. */
+size_t fdx_scan_hyp_count(const fdx_scan *s);
+
+/*
+ * Fills out[0 .. fdx_scan_hyp_count()) with host i's score for each
+ * hypothesis (strings point into the catalog).  Returns the count, or 0
+ * when i is out of range.
+ */
+size_t fdx_scan_host_scores(const fdx_scan *s, size_t i, fdx_os_score *out);
+
+/*
+ * The OS claim that scores sc[0 .. n) make, summed per hypothesis (the
+ * same family, release, codename and architecture may appear several
+ * times, once per collector): the decision fdx_scan_finish() makes on a
+ * host's own evidence.  out's strings point into sc.
+ */
+void fdx_os_merge(const fdx_os_score *sc, size_t n, fdx_os_claim *out);
 
 #ifdef __cplusplus
 }

@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 /* The schema version this library writes (see flowdex-store(5)). */
-#define FDX_STORE_SCHEMA_VERSION 2
+#define FDX_STORE_SCHEMA_VERSION 3
 
 typedef struct fdx_store fdx_store;
 
@@ -119,6 +119,10 @@ typedef struct fdx_store_host {
     size_t nhistory;
     uint64_t sampled_flows;
     const char *collector;     /* the last collector that wrote it */
+    /* the writer's OS scores, merged with the other collectors' when
+     * written (fdx_os_merge()); not read back */
+    const fdx_os_score *scores;
+    size_t nscores;
     struct fdx__pool *pool;    /* private: strings read from a store */
 } fdx_store_host;
 
@@ -189,6 +193,15 @@ int fdx_store_each_host(fdx_store *st, fdx_store_host_fn fn, void *ud,
  */
 int fdx_store_get_host(fdx_store *st, const fdx_addr *addr,
                        fdx_store_host *out, fdx_error *err);
+
+/*
+ * Removes the evidence whose connection ended before before_ms (and its
+ * candidates) in one transaction; the claims it backed are kept, with
+ * no evidence.  *removed: the evidence rows removed.  Returns 0,
+ * FDX_EUSAGE (read-only open) or FDX_EIO.
+ */
+int fdx_store_prune(fdx_store *st, uint64_t before_ms, uint64_t *removed,
+                    fdx_error *err);
 
 /* Counts of what the store holds. */
 typedef struct fdx_store_stats {

@@ -76,6 +76,13 @@ typedef struct fdx_stream_opts {
      * When full, the host that gets more forgets its oldest eighth, and
      * a host with none drops the new (stats.evidence_dropped). */
     size_t max_evidence_total;
+    /* Non-zero: the hosts handed over are for a store that merges what
+     * several collectors saw (fdx_store_put_hosts()).  Each carries its
+     * scores, and its package claims are made under its best hypothesis
+     * even when its own evidence makes no OS claim, without the least
+     * confidence: the store applies both to the merged claim.  Zero: the
+     * claims fdx_scan_finish() would make. */
+    int for_merge;
 } fdx_stream_opts;
 
 typedef struct fdx_stream_stats {
