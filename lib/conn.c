@@ -9,6 +9,7 @@
 #include <string.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
+#include <pthread.h>
 #endif
 
 #include "internal.h"
@@ -316,9 +317,27 @@ static void join_part(joiner *j, const fdx__part *p, uint32_t *order,
  */
 #define FDX__TRIM_PARTS 16
 
+#if defined(__GLIBC__)
+/*
+ * glibc sets up its heap on the first call into it, and marks it set up
+ * before it is: a malloc_trim() on the other worker meanwhile walks bins
+ * not yet initialised (a SEGV at address 8).  That first call is
+ * malloc_trim() itself only when another allocator serves malloc
+ * (AddressSanitizer's, or one preloaded), as in CI's sanitizer build;
+ * once, before either worker trims, it is safe.
+ */
+static pthread_once_t trim_ready = PTHREAD_ONCE_INIT;
+
+static void trim_first(void)
+{
+    malloc_trim(0);
+}
+#endif
+
 static void give_back(void)
 {
 #if defined(__GLIBC__)
+    pthread_once(&trim_ready, trim_first);
     malloc_trim(0);
 #endif
 }

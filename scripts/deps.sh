@@ -16,4 +16,15 @@ echo "installing:$missing" >&2
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 $sudo apt-get update -qq
+# No service of what is installed is started (nfdump's nfcapd, pmacct's
+# pmacctd and nfacctd, softflowd): the tests run their own, on ports of
+# their own.  A policy-rc.d that refuses every start does that, unless
+# the machine has one already (containers do).
+policy=/usr/sbin/policy-rc.d
+if [ ! -e $policy ]; then
+    printf '#!/bin/sh\n# scripts/deps.sh, while it installs\nexit 101\n' |
+        $sudo tee $policy >/dev/null
+    $sudo chmod 755 $policy
+    trap '$sudo rm -f $policy' EXIT
+fi
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null

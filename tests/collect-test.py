@@ -31,6 +31,15 @@ TEST is one of:
              the confidence) and packages one collector gives
   retention  sites two days apart and --retention-days 5: the older
              evidence is pruned at the last commit, the claims stay
+  live       real exporters (softflowd v5, v9, IPFIX; pmacctd nfprobe v9,
+             IPFIX) meter a traffic capture and send to a relay that
+             records every datagram and forwards it to a collector; the
+             store must hold what `flowdex scan` gives on the recording.
+             The capture is FLOWDEX_LIVE_TRAFFIC, by default
+             ../shared/corpus/debian-downloads/traffic.pcap beside the
+             source tree; FLOWDEX_LIVE_CATALOG replaces CATALOG.  Skips
+             when the capture, softflowd or pmacctd is missing (fails
+             instead with FLOWDEX_LIVE_REQUIRED=1, as CI sets it).
 Every step has a timeout; exit 0 pass, 1 fail, 77 skip.
 """
 import calendar
@@ -42,6 +51,8 @@ import json
 import os
 import random
 import re
+import select
+import shutil
 import signal
 import socket
 import sqlite3
@@ -49,6 +60,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -273,6 +285,7 @@ def compare(flowdex, catalog, pcap, store, what):
     if not want:
         fail("%s: no hosts at all" % what)
     print("ok - %s: %d hosts as flowdex scan" % (what, len(want)))
+    return want
 
 
 def test_e2e(flowdex, catalog, exports, tmp):
@@ -1121,6 +1134,263 @@ def test_retention(flowdex, catalog, exports, tmp):
           "claims without evidence, %d hosts" % (orphans, len(doc["hosts"])))
 
 
+# The live exporters: (name, program, version).  softflowd's -v 10 is
+# IPFIX; pmacctd's nfprobe plugin takes 9 or 10.
+LIVE_EXPORTERS = [("softflowd -v 5", "softflowd", "5"),
+                  ("softflowd -v 9", "softflowd", "9"),
+                  ("softflowd -v 10", "softflowd", "10"),
+                  ("pmacctd nfprobe v9", "pmacctd", "9"),
+                  ("pmacctd nfprobe v10", "pmacctd", "10")]
+# softflowd -r reads the capture and exits at its end after expiring
+# every flow; pmacctd with pcap_savefile_wait false exits at the end too
+# (after a 2 s pause of its own).  Either is killed past this bound.
+EXPORTER_TIMEOUT = 20
+# The relay takes the exporter's sending as done once it exited and
+# nothing came for this long.
+QUIET_S = 1.0
+
+
+class Relay:
+    """A UDP relay on 127.0.0.1 between an exporter and a collector.
+
+    Every datagram received is kept with its time and source address
+    and port, and forwarded at once to the collector from a socket of
+    the relay's own for that source, so that each exporter session stays
+    one session at the collector.  Loopback UDP can drop under load: what
+    the relay received is what was sent, and its recording (pcap()) is
+    what flowdex scan is compared with, which leaves the collector alone
+    under test."""
+
+    def __init__(self, collector_port):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.target = ("127.0.0.1", collector_port)
+        self.datagrams = []      # (time, src, sport, payload)
+        self.out = {}            # (src, sport) -> forwarding socket
+        self.via = {}            # (src, sport) -> forwarding port
+        self.forwarded = {}      # forwarding port -> datagrams sent
+        self.last = time.time()
+        self.done = threading.Event()
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            while not self.done.is_set():
+                r, _, _ = select.select([self.sock], [], [], 0.05)
+                if r:
+                    self._relay_one()
+        except OSError as e:
+            self.error = e
+
+    def _relay_one(self):
+        payload, (src, sport) = self.sock.recvfrom(65535)
+        self.last = time.time()
+        self.datagrams.append((self.last, src, sport, payload))
+        out = self.out.get((src, sport))
+        if out is None:
+            out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            out.bind(("127.0.0.1", 0))
+            self.out[(src, sport)] = out
+            self.via[(src, sport)] = out.getsockname()[1]
+        out.sendto(payload, self.target)
+        port = self.via[(src, sport)]
+        self.forwarded[port] = self.forwarded.get(port, 0) + 1
+
+    def wait_quiet(self):
+        """Returns once nothing has come for QUIET_S seconds."""
+        end = time.time() + STEP_TIMEOUT
+        while time.time() - self.last < QUIET_S:
+            if time.time() > end:
+                fail("relay: the exporter did not stop sending")
+            time.sleep(0.1)
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(STEP_TIMEOUT)
+        for s in self.out.values():
+            s.close()
+        self.sock.close()
+        if self.error is not None:
+            fail("relay: %s" % self.error)
+
+    def write_pcap(self, path):
+        """The received datagrams as a pcap of raw IPv4 (link type 101),
+        each from its source address and port to the relay's port."""
+        with open(path, "wb") as f:
+            f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0,
+                                65535, 101))
+            for t, src, sport, payload in self.datagrams:
+                udp = struct.pack(">HHHH", sport, self.port,
+                                  8 + len(payload), 0) + payload
+                ip = ipv4_header(src, "127.0.0.1", len(udp)) + udp
+                f.write(struct.pack("<IIII", int(t), int(t % 1 * 1e6),
+                                    len(ip), len(ip)) + ip)
+
+
+def ipv4_header(src, dst, payload_len):
+    """A 20-byte IPv4 header of a UDP packet, with its checksum."""
+    hdr = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + payload_len, 0, 0,
+                      64, 17, 0, socket.inet_aton(src),
+                      socket.inet_aton(dst))
+    words = sum(struct.unpack(">10H", hdr))
+    while words >> 16:
+        words = (words & 0xffff) + (words >> 16)
+    return hdr[:10] + struct.pack(">H", ~words & 0xffff) + hdr[12:]
+
+
+def find_program(name):
+    """The program's path, looking in the sbin directories too (they are
+    not in a user's PATH on Debian); None when absent."""
+    path = os.environ.get("PATH", os.defpath) + ":/usr/local/sbin:/usr/sbin"
+    return shutil.which(name, path=path)
+
+
+def run_exporter(program, version, traffic, port, tmp, log):
+    """Runs one exporter over the capture, sending to 127.0.0.1:port,
+    bounded by EXPORTER_TIMEOUT (its whole process group is killed past
+    it, as pmacctd forks its plugin).  Returns the exit code."""
+    if os.path.basename(program) == "softflowd":
+        args = [program, "-r", traffic, "-n", "127.0.0.1:%d" % port,
+                "-v", version]
+    else:
+        # As ../shared/tools/make-corpus.py meter() makes the corpus.
+        conf = os.path.join(tmp, "pmacctd-%d.conf" % port)
+        with open(conf, "w") as f:
+            f.write("pcap_savefile: %s\nplugins: nfprobe\n"
+                    "nfprobe_receiver: 127.0.0.1:%d\nnfprobe_version: %s\n"
+                    "aggregate: src_host, dst_host, src_port, dst_port, "
+                    "proto, tos\npcap_savefile_wait: false\n"
+                    % (traffic, port, version))
+        args = [program, "-f", conf]
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        rc = p.wait(EXPORTER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        print("# %s timed out after %d s (killed)" % (program,
+                                                     EXPORTER_TIMEOUT))
+        return None
+    # pmacctd's plugin may outlive the core for a moment: give it its
+    # time to send, then end whatever of the group is left.
+    end = time.time() + 5
+    try:
+        while time.time() < end:
+            os.killpg(p.pid, 0)
+            time.sleep(0.1)
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return rc
+
+
+def collector_counts(c, what="received"):
+    """A counter per exporter port (received, records, ...), from the
+    collector's status file."""
+    got = {}
+    for key, row in c.counters().items():
+        if key.startswith("exporter=127.0.0.1:"):
+            got[int(key.rsplit(":", 1)[1])] = int(row[what])
+    return got
+
+
+def records_per_port(flowdex, pcap):
+    """Flow records flowdex flows decodes from a capture, per source
+    port."""
+    r = subprocess.run([flowdex, "flows", "-q", "--json", pcap],
+                       stdout=subprocess.PIPE, timeout=STEP_TIMEOUT,
+                       text=True)
+    if r.returncode != 0:
+        fail("flowdex flows %s exited %d" % (pcap, r.returncode))
+    got = {}
+    for line in r.stdout.splitlines():
+        port = json.loads(line)["exporter_port"]
+        got[port] = got.get(port, 0) + 1
+    return got
+
+
+def test_live(flowdex, catalog, exports, tmp):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    traffic = os.environ.get("FLOWDEX_LIVE_TRAFFIC") or os.path.join(
+        root, "..", "shared", "corpus", "debian-downloads", "traffic.pcap")
+    catalog = os.environ.get("FLOWDEX_LIVE_CATALOG") or catalog
+    programs = {p: find_program(p) for p in ("softflowd", "pmacctd")}
+    # CI sets FLOWDEX_LIVE_REQUIRED=1: there a skip would hide the test.
+    skip = 1 if os.environ.get("FLOWDEX_LIVE_REQUIRED") == "1" else 77
+    if not os.path.isfile(traffic):
+        print("# live: no traffic capture %s (set FLOWDEX_LIVE_TRAFFIC); "
+              "%s" % (traffic, "required" if skip == 1 else "skipped"))
+        sys.exit(skip)
+    missing = [p for p, path in programs.items() if path is None]
+    if missing:
+        print("# live: %s not installed (apt-get install softflowd "
+              "pmacct); %s" % (" and ".join(missing),
+                               "required" if skip == 1 else "skipped"))
+        sys.exit(skip)
+    print("# live: traffic %s, catalog %s" % (traffic, catalog))
+    for name, program, version in LIVE_EXPORTERS:
+        tag = name.replace(" ", "_").replace("-", "")
+        store = os.path.join(tmp, "live-%s.db" % tag)
+        c = Collector(flowdex, catalog, store, tmp)
+        relay = Relay(c.port)
+        with open(os.path.join(tmp, "exporter-%s.log" % tag), "w+") as log:
+            rc = run_exporter(programs[program], version, traffic,
+                              relay.port, tmp, log)
+            if rc not in (0, None):
+                log.seek(0)
+                sys.stdout.write(log.read()[-2000:])
+                fail("%s exited %d" % (name, rc))
+        relay.wait_quiet()
+        relay.stop()
+        sent = len(relay.datagrams)
+        if sent == 0:
+            fail("%s: the relay received nothing" % name)
+        recording = os.path.join(tmp, "live-%s.pcap" % tag)
+        relay.write_pcap(recording)
+
+        # Every datagram the relay forwarded is counted by the collector
+        # under the relay's sending port before it is stopped.
+        end = time.time() + STEP_TIMEOUT
+        while collector_counts(c) != relay.forwarded:
+            if time.time() > end or c.proc.poll() is not None:
+                c.dump()
+                fail("%s: the collector counted %s datagrams per port, "
+                     "the relay forwarded %s"
+                     % (name, collector_counts(c), relay.forwarded))
+            time.sleep(0.1)
+        # ... and decoded into as many records as flowdex flows reads
+        # from the recording (its ports are the exporter's own).
+        decoded = collector_counts(c, "records")
+        flows = records_per_port(flowdex, recording)
+        mapped = {relay.via[("127.0.0.1", p)]: n for p, n in flows.items()}
+        if decoded != mapped:
+            fail("%s: the collector decoded %s records per port, "
+                 "flowdex flows %s" % (name, decoded, mapped))
+        rc = c.stop()
+        if rc != 0:
+            c.dump()
+            fail("%s: collector exited %d on SIGTERM" % (name, rc))
+        want = compare(flowdex, catalog, recording, store, name)
+        claims = sum(1 for os_claim, _ in want.values() if os_claim[0])
+        pkgs = sum(len(p) for _, p in want.values())
+        if claims == 0:
+            fail("%s: no OS claim at all" % name)
+        print("ok - live %s: %d datagrams relayed, %d records, counted "
+              "alike by the collector; %d hosts, %d OS claims, %d "
+              "packages, equal to flowdex scan"
+              % (name, sent, sum(decoded.values()), len(want), claims,
+                 pkgs))
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
@@ -1129,7 +1399,8 @@ def main():
     tests = {"e2e": test_e2e, "allow": test_allow, "flood": test_flood,
              "kill": test_kill, "config": test_config,
              "metrics": test_metrics, "fulldisk": test_fulldisk,
-             "shared": test_shared, "retention": test_retention}
+             "shared": test_shared, "retention": test_retention,
+             "live": test_live}
     with tempfile.TemporaryDirectory() as tmp:
         signal.signal(signal.SIGALRM, lambda *a: fail("test timed out"))
         signal.alarm(240)
