@@ -94,6 +94,9 @@ int collect_set_catalog(collect *c, const fdx_catalog *cat, fdx_store *st,
 typedef struct collect_socket_info {
     const char *listen;
     int rcvbuf_bytes;
+    uint64_t datagrams;        /* read by the receive thread */
+    uint64_t queue_drops;      /* read, but its queue was full */
+    uint64_t kernel_drops;     /* lost in the socket buffer */
 } collect_socket_info;
 
 /*
