@@ -750,6 +750,16 @@ static void daemon_close(daemon_state *d)
     free(d);
 }
 
+static size_t ring_bytes(const daemon_state *d)
+{
+    size_t most = (size_t)d->opts.rcvbuf_bytes;
+
+    for (size_t i = 0; i < d->nfds; i++)
+        if ((size_t)d->socks[i].rcvbuf_bytes > most)
+            most = (size_t)d->socks[i].rcvbuf_bytes;
+    return most;
+}
+
 /* Catalog, store, sockets, then privileges: each refusal its own code. */
 static int daemon_start(daemon_state *d)
 {
@@ -763,9 +773,9 @@ static int daemon_start(daemon_state *d)
         return rc;
     if (collect_init(&d->col, d->cat, &cli_logger) < 0)
         return EX_OSERR;
-    /* the queue holds as much as the socket buffer asked for */
-    if (rxq_start(&d->rx, d->fds, d->nfds,
-                  (size_t)d->opts.rcvbuf_bytes) < 0) {
+    /* the queue holds as many bytes as the kernel granted a socket
+     * (twice what was asked): no less room than the socket buffer */
+    if (rxq_start(&d->rx, d->fds, d->nfds, ring_bytes(d)) < 0) {
         log_at(FDX_LOG_ERR, "event=receive-thread-failed");
         return EX_OSERR;
     }
