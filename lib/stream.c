@@ -481,8 +481,8 @@ static uint32_t ep_find(const fdx_stream *st, const fdx_addr *a,
 
 /* The least recently active endpoint not known, forgotten to make room;
  * FDX__NONE when every endpoint is a known server.
- * TODO: this and ep_slot() scan every endpoint; a network with many
- * short-lived endpoints would want a free list and a clock hand. */
+ * TODO: this scans every endpoint; a network with many short-lived
+ * endpoints would want a heap by last activity or a clock hand. */
 static uint32_t ep_evict(fdx_stream *st)
 {
     uint32_t v = FDX__NONE;
@@ -504,11 +504,12 @@ static uint32_t ep_evict(fdx_stream *st)
     return v;
 }
 
+/* Every slot below nep is in use: ep_evict() is the only one to free a
+ * slot, and it hands it straight to ep_get(), so there is no free slot
+ * to look for below nep (a scan of them was a third of a busy
+ * collector's commit time). */
 static uint32_t ep_slot(fdx_stream *st)
 {
-    for (size_t i = 0; i < st->nep; i++)
-        if (!st->ep[i].used)
-            return (uint32_t)i;
     if (st->nep == st->o.max_servers)
         return ep_evict(st);
     if (fdx__grow(&st->ep, &st->epcap, st->nep, sizeof(*st->ep)) < 0 ||

@@ -27,13 +27,15 @@
 #include "flowdex/flowdex.h"
 #include "httpd.h"
 #include "metrics.h"
+#include "rxq.h"
 #include "udp.h"
 
 #define DEFAULT_CONFIG "/etc/flowdex/flowdex.conf"
 #define LISTEN_MAX 16
 #define STRINGS_MAX 512
-#define DATAGRAM_MAX 65535
-#define BURST_MAX 64            /* datagrams read per socket per wakeup */
+/* datagrams taken from the receive queue before the commit clock and
+ * the signals are looked at again */
+#define QUEUE_BURST 1024
 
 /* Everything a configuration file or the command line can set. */
 typedef struct collect_opts {
@@ -418,7 +420,7 @@ typedef struct daemon_state {
     httpd http;                 /* --metrics; fd -1 without */
     char metrics_name[64];
     uint64_t pruned_wall_ms;    /* when evidence was last pruned */
-    uint8_t buf[DATAGRAM_MAX];
+    rxq *rx;                    /* the receive thread over fds */
 } daemon_state;
 
 /* Binds every --listen address; a failure is EX_OSERR (71). */
@@ -532,6 +534,19 @@ static int open_store(daemon_state *d)
     return rc;
 }
 
+/* The receive thread's counters into the status file's lines. */
+static void socket_counters(daemon_state *d)
+{
+    for (size_t i = 0; i < d->nfds && d->rx != NULL; i++) {
+        rxq_counters c;
+
+        rxq_get_counters(d->rx, i, &c);
+        d->socks[i].datagrams = c.datagrams;
+        d->socks[i].queue_drops = c.queue_drops;
+        d->socks[i].kernel_drops = c.kernel_drops;
+    }
+}
+
 /* Advances or flushes, writes the store and the status file. */
 /* Evidence is pruned after a commit, once an hour, and at the last. */
 #define PRUNE_EVERY_MS (3600 * 1000ull)
@@ -565,6 +580,7 @@ static int commit(daemon_state *d, int final)
 {
     fdx_error err = {0, ""};
     uint64_t before = d->col.hosts_written, failing = d->col.commit_failing;
+    uint64_t t0 = collect_wall_ms();
     int rc = collect_commit(&d->col, d->store, final, &err);
 
     if (rc < 0)
@@ -577,10 +593,12 @@ static int commit(daemon_state *d, int final)
                PRIu64 " failed_commits=%" PRIu64, d->opts.store,
                d->col.hosts_written - before, failing);
     else
-        log_at(FDX_LOG_DEBUG, "event=commit hosts=%" PRIu64 " final=%d",
-               d->col.hosts_written - before, final);
+        log_at(FDX_LOG_DEBUG, "event=commit hosts=%" PRIu64 " final=%d "
+               "duration_ms=%" PRIu64, d->col.hosts_written - before, final,
+               collect_wall_ms() - t0);
     if (rc == 0)
         prune(d, final);
+    socket_counters(d);
     if (d->opts.status_file != NULL &&
         collect_write_status(&d->col, d->opts.status_file, d->socks,
                              d->nfds) < 0)
@@ -589,26 +607,19 @@ static int commit(daemon_state *d, int final)
     return rc;
 }
 
-/* Reads what is waiting on one socket, at most BURST_MAX datagrams. */
-static void drain_socket(daemon_state *d, int fd)
+/* Feeds up to max queued datagrams to the collector; returns 1 when
+ * more are waiting. */
+static int take_queued(daemon_state *d, size_t max)
 {
-    for (int i = 0; i < BURST_MAX; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        ssize_t n = recvfrom(fd, d->buf, sizeof(d->buf), 0,
-                             (struct sockaddr *)&ss, &len);
-        fdx_addr a;
-        uint16_t port;
+    rxq_item it;
 
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                log_at(FDX_LOG_WARN, "event=recv-failed error=\"%s\"",
-                       strerror(errno));
-            return;
-        }
-        udp_sender(&ss, &a, &port);
-        collect_datagram(&d->col, &a, port, d->buf, (size_t)n);
+    for (size_t i = 0; i < max; i++) {
+        if (!rxq_take(d->rx, &it))
+            return 0;
+        collect_datagram(&d->col, &it.sender, it.port, it.data, it.len);
+        rxq_release(d->rx);
     }
+    return 1;
 }
 
 static int same_text(const char *a, const char *b)
@@ -772,13 +783,18 @@ static void signals_setup(sigset_t *wait_mask)
     sigdelset(wait_mask, SIGHUP);
 }
 
-/* Until the next commit, or sooner for a metrics client's deadline. */
-static void wait_sockets(daemon_state *d, uint64_t next_ms,
-                         const sigset_t *mask)
+/*
+ * Waits for the receive thread, a metrics client, a signal or the next
+ * commit, serves the metrics clients, then takes a burst of what the
+ * thread queued.  When a burst left more, the wait is only a look at
+ * the signals and clients.  Returns 1 when more are waiting.
+ */
+static int wait_queue(daemon_state *d, uint64_t next_ms, int busy,
+                      const sigset_t *mask)
 {
-    struct pollfd pfd[LISTEN_MAX + HTTPD_POLL_MAX];
+    struct pollfd pfd[1 + HTTPD_POLL_MAX];
     uint64_t now = collect_wall_ms();
-    uint64_t left = next_ms > now ? next_ms - now : 0;
+    uint64_t left = busy || next_ms <= now ? 0 : next_ms - now;
     int64_t http_ms = httpd_wait_ms(&d->http);
     struct timespec ts;
     size_t nhttp;
@@ -788,16 +804,16 @@ static void wait_sockets(daemon_state *d, uint64_t next_ms,
         left = (uint64_t)http_ms;
     ts = (struct timespec){(time_t)(left / 1000),
                            (long)(left % 1000) * 1000000};
-    for (size_t i = 0; i < d->nfds; i++)
-        pfd[i] = (struct pollfd){d->fds[i], POLLIN, 0};
-    nhttp = httpd_pollfds(&d->http, pfd + d->nfds);
-    rc = ppoll(pfd, d->nfds + nhttp, &ts, mask);
-    for (size_t i = 0; rc > 0 && i < d->nfds; i++)
-        if (pfd[i].revents & POLLIN)
-            drain_socket(d, pfd[i].fd);
-    /* after the datagrams; with rc 0 it closes the clients past due */
+    pfd[0] = (struct pollfd){rxq_wake_fd(d->rx), POLLIN, 0};
+    nhttp = httpd_pollfds(&d->http, pfd + 1);
+    rc = ppoll(pfd, 1 + nhttp, &ts, mask);
+    /* with rc 0 it closes the clients past due */
     if (rc >= 0)
-        httpd_service(&d->http, pfd + d->nfds, nhttp);
+        httpd_service(&d->http, pfd + 1, nhttp);
+    if (rc < 0 && !busy)
+        return 0;
+    rxq_wake_clear(d->rx);
+    return take_queued(d, QUEUE_BURST);
 }
 
 /* Until SIGTERM or SIGINT; then the stream is flushed and committed. */
@@ -805,10 +821,11 @@ static int run_loop(daemon_state *d)
 {
     sigset_t mask;
     uint64_t next = collect_wall_ms() + d->opts.commit_interval_s * 1000ull;
+    int busy = 0;
 
     signals_setup(&mask);
     while (!got_stop) {
-        wait_sockets(d, next, &mask);
+        busy = wait_queue(d, next, busy, &mask);
         if (got_hup) {
             got_hup = 0;
             reload(d);
@@ -819,11 +836,16 @@ static int run_loop(daemon_state *d)
         }
     }
     log_at(FDX_LOG_INFO, "event=stopping signal=%d", (int)got_stop);
+    /* what the thread read before it stopped is counted in, not lost */
+    rxq_stop(d->rx);
+    while (take_queued(d, QUEUE_BURST))
+        ;
     return commit(d, 1) < 0 ? EX_IOERR : 0;
 }
 
 static void daemon_close(daemon_state *d)
 {
+    rxq_free(d->rx);
     for (size_t i = 0; i < d->nfds; i++)
         close(d->fds[i]);
     httpd_close(&d->http);
@@ -832,6 +854,16 @@ static void daemon_close(daemon_state *d)
     fdx_catalog_close(d->cat);
     opts_free(&d->opts);
     free(d);
+}
+
+static size_t ring_bytes(const daemon_state *d)
+{
+    size_t most = (size_t)d->opts.rcvbuf_bytes;
+
+    for (size_t i = 0; i < d->nfds; i++)
+        if ((size_t)d->socks[i].rcvbuf_bytes > most)
+            most = (size_t)d->socks[i].rcvbuf_bytes;
+    return most;
 }
 
 /* Catalog, store, sockets, then privileges: each refusal its own code. */
@@ -848,6 +880,12 @@ static int daemon_start(daemon_state *d)
         return rc;
     if (collect_init(&d->col, d->cat, &cli_logger) < 0)
         return EX_OSERR;
+    /* the queue holds as many bytes as the kernel granted a socket
+     * (twice what was asked): no less room than the socket buffer */
+    if (rxq_start(&d->rx, d->fds, d->nfds, ring_bytes(d)) < 0) {
+        log_at(FDX_LOG_ERR, "event=receive-thread-failed");
+        return EX_OSERR;
+    }
     d->col.allow = &d->opts.allow;
     d->col.collector_id = d->opts.collector_id;
     if (d->opts.allow.n == 0)

@@ -352,8 +352,10 @@ static void status_body(FILE *f, collect *c,
             c->commit_failures, c->hosts_written, c->last_commit_ms,
             c->nbatch);
     for (size_t i = 0; i < nsocks; i++)
-        fprintf(f, "listen=%s rcvbuf=%d\n", socks[i].listen,
-                socks[i].rcvbuf_bytes);
+        fprintf(f, "listen=%s rcvbuf=%d datagrams=%" PRIu64
+                " queue_drops=%" PRIu64 " kernel_drops=%" PRIu64 "\n",
+                socks[i].listen, socks[i].rcvbuf_bytes, socks[i].datagrams,
+                socks[i].queue_drops, socks[i].kernel_drops);
     status_exporters(f, c);
     status_decoder(f, c);
     status_stream(f, c);

@@ -106,6 +106,9 @@ size_t collect_session_count(const collect *c);
 typedef struct collect_socket_info {
     const char *listen;
     int rcvbuf_bytes;
+    uint64_t datagrams;        /* read by the receive thread */
+    uint64_t queue_drops;      /* read, but its queue was full */
+    uint64_t kernel_drops;     /* lost in the socket buffer */
 } collect_socket_info;
 
 /*

@@ -82,6 +82,24 @@ static void put_commits(FILE *out, const collect *c)
     put_scalars(out, s, sizeof(s) / sizeof(s[0]));
 }
 
+/* One counter of every listener: which 0 datagrams, 1 queue drops, 2
+ * kernel drops. */
+static void put_listener_counter(FILE *out, const collect_socket_info *socks,
+                                 size_t n, const char *name,
+                                 const char *help, int which)
+{
+    family(out, name, "counter", help);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = which == 0   ? socks[i].datagrams
+                     : which == 1 ? socks[i].queue_drops
+                                  : socks[i].kernel_drops;
+
+        fprintf(out, "%s{listener=", name);
+        metrics_label_value(out, socks[i].listen);
+        fprintf(out, "} %" PRIu64 "\n", v);
+    }
+}
+
 static void put_listeners(FILE *out, const collect_socket_info *socks,
                           size_t n)
 {
@@ -93,6 +111,14 @@ static void put_listeners(FILE *out, const collect_socket_info *socks,
         metrics_label_value(out, socks[i].listen);
         fprintf(out, "} %d\n", socks[i].rcvbuf_bytes);
     }
+    put_listener_counter(out, socks, n, "flowdex_listen_datagrams_total",
+                         "Datagrams the receive thread read.", 0);
+    put_listener_counter(out, socks, n, "flowdex_listen_queue_drops_total",
+                         "Datagrams read but dropped: the queue to the "
+                         "decoder was full.", 1);
+    put_listener_counter(out, socks, n, "flowdex_listen_kernel_drops_total",
+                         "Datagrams the kernel dropped, its socket buffer "
+                         "full (SO_RXQ_OVFL).", 2);
 }
 
 /* The per-exporter families: each a field of collect_exporter. */

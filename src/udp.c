@@ -129,7 +129,7 @@ int udp_open(const struct sockaddr_storage *ss, socklen_t len,
              int rcvbuf_bytes, int *granted)
 {
     socklen_t glen = sizeof(*granted);
-    int fd, off = 0, e;
+    int fd, off = 0, on = 1, e;
 
     fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -144,6 +144,8 @@ int udp_open(const struct sockaddr_storage *ss, socklen_t len,
                    sizeof(rcvbuf_bytes)) < 0)
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_bytes,
                          sizeof(rcvbuf_bytes));
+    /* the kernel's drop count comes with each datagram (rxq.c) */
+    (void)setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof(on));
     *granted = 0;
     (void)getsockopt(fd, SOL_SOCKET, SO_RCVBUF, granted, &glen);
 

@@ -682,9 +682,16 @@ def compare_status(rows, samples):
     for key, row in rows.items():
         if key.startswith("listen="):
             lab = (("listener", key.split("=", 1)[1]),)
-            if one(samples, "flowdex_listen_rcvbuf_bytes", lab) != \
-                    int(row["rcvbuf"]):
-                fail("metrics: rcvbuf of %s differs" % key)
+            for field, metric in (("rcvbuf", "flowdex_listen_rcvbuf_bytes"),
+                                  ("datagrams",
+                                   "flowdex_listen_datagrams_total"),
+                                  ("queue_drops",
+                                   "flowdex_listen_queue_drops_total"),
+                                  ("kernel_drops",
+                                   "flowdex_listen_kernel_drops_total")):
+                if one(samples, metric, lab) != int(row[field]):
+                    fail("metrics: %s of %s differs" % (field, key))
+                n += 1
     return n + 1
 
 
