@@ -12,6 +12,7 @@
  * fit the catalog only as often as chance predicts gets no OS.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,7 +95,9 @@ static void hyp_densities(fdx__hyp *h)
     }
 }
 
-int fdx__bucket(double center)
+/* The bucket of center by its definition: the nearest power of the
+ * ratio, from the least size up. */
+static int bucket_by_log(double center)
 {
     int b = center <= FDX__BUCKET_MIN
                 ? 0
@@ -102,6 +105,45 @@ int fdx__bucket(double center)
                         log(FDX__BUCKET_RATIO) + 0.5);
 
     return b < FDX__NBUCKET ? b : FDX__NBUCKET - 1;
+}
+
+/* bucket_low[b]: the least double bucket_by_log() puts in bucket b, so
+ * that a binary search gives its very answer without a log (a pair
+ * search asks for thousands of buckets). */
+static double bucket_low[FDX__NBUCKET];
+static pthread_once_t bucket_once = PTHREAD_ONCE_INIT;
+
+static void bucket_table(void)
+{
+    bucket_low[0] = -INFINITY;
+    for (int b = 1; b < FDX__NBUCKET; b++) {
+        double c = FDX__BUCKET_MIN * pow(FDX__BUCKET_RATIO, b - 0.5);
+
+        /* a few ulps either way of the exact boundary */
+        while (bucket_by_log(c) >= b)
+            c = nextafter(c, 0.0);
+        while (bucket_by_log(c) < b)
+            c = nextafter(c, INFINITY);
+        bucket_low[b] = c;
+    }
+}
+
+int fdx__bucket(double center)
+{
+    int lo = 0, hi = FDX__NBUCKET - 1;
+
+    pthread_once(&bucket_once, bucket_table);
+    if (!(center == center))
+        return bucket_by_log(center);
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+
+        if (bucket_low[mid] <= center)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
 }
 
 double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi,
@@ -657,14 +699,17 @@ static const uint32_t *hyp_debs(fdx_scan *s, size_t best, size_t *n)
 }
 
 /* Each .deb of best at most half of size_sum, smallest first, tried as
- * the smaller file of the pair. */
+ * the smaller file of the pair.  The walk stops once the chance of an
+ * accidental fit passes FDX__PAIR_MAX_CHANCE: it only grows, and past
+ * that no pair is claimed whatever the walk would still find. */
 static void pair_walk(fdx_scan *s, size_t best, int64_t size_sum,
                       int64_t len_sum, pair *pr)
 {
     size_t nd = 0, n = fdx_catalog_count(s->cat);
     const uint32_t *debs = hyp_debs(s, best, &nd);
 
-    for (size_t i = 0; i < (debs ? nd : n) && pr->found < 2; i++) {
+    for (size_t i = 0; i < (debs ? nd : n) && pr->found < 2 &&
+                       pr->chance <= FDX__PAIR_MAX_CHANCE; i++) {
         size_t a = debs ? debs[i] : i;
         int64_t sa = (int64_t)fdx_catalog_size(s->cat, a);
 
@@ -702,6 +747,39 @@ static int pair_search(fdx_scan *s, const fdx__conn *c, size_t best,
 static void claim(fdx_host *host, uint32_t entry, double conf, size_t ev);
 
 /*
+ * pair_search(), or what it found the last time for the same hypothesis
+ * and server constants when m (the evidence's memo) holds it: a host is
+ * recomputed at every round it gets new evidence, and a search walks
+ * every package of the release.
+ */
+static int pair_remembered(fdx_scan *s, const fdx__server *sv,
+                           const fdx__conn *c, size_t best,
+                           fdx__pair_memo *m, pair *pr)
+{
+    int32_t base = sv->base[0][FDX__CLASS_DEB].n
+                       ? sv->base[0][FDX__CLASS_DEB].d[0] : 0;
+    int32_t req = sv->req.n ? sv->req.d[0] : 0;
+
+    if (m == NULL)
+        return pair_search(s, c, best, pr);
+    if (m->hyp1 != best + 1 || m->base != base || m->req != req) {
+        m->found = (uint8_t)pair_search(s, c, best, pr);
+        m->hyp1 = (uint32_t)best + 1;
+        m->base = base;
+        m->req = req;
+        m->a = pr->a;
+        m->b = pr->b;
+        m->chance = pr->chance;
+    }
+    memset(pr, 0, sizeof(*pr));
+    pr->a = m->a;
+    pr->b = m->b;
+    pr->chance = m->chance;
+    pr->found = m->found;
+    return m->found;
+}
+
+/*
  * Evidence that fits no single file, or was counted as two files, is
  * tried as a pair; when one pair alone fits, the evidence becomes a
  * two-file connection and both packages are claimed.
@@ -721,7 +799,9 @@ static void pair_claims(fdx_scan *s, fdx_host *host, size_t best, size_t i,
         !(ev->kind == FDX_EV_UNMATCHED && fdx__two_requests(s, sv, c)))
         return;
     s->pair_searches++;
-    if (!pair_search(s, c, best, &pr) || pr.chance > FDX__PAIR_MAX_CHANCE)
+    if (!pair_remembered(s, sv, c, best, in->memo ? &in->memo[i] : NULL,
+                         &pr) ||
+        pr.chance > FDX__PAIR_MAX_CHANCE)
         return;
     conf = host->os.confidence / (1.0 + pr.chance);
     if (conf < FDX__PKG_MIN_CONF && !in->for_merge)
@@ -871,6 +951,7 @@ int fdx__infer_hosts(fdx_scan *s)
         in.lr_pos = NULL;
         in.pos_row = 0;
         in.for_merge = 0;
+        in.memo = NULL;
         in.conn = &s->ev_conn[i];
         rc = fdx__host_claims(s, host, &in);
         i = j;

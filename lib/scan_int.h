@@ -293,6 +293,20 @@ double fdx__hyp_expected(const fdx__hyp *h, uint64_t lo, uint64_t hi,
 int fdx__bucket(double center);
 
 /* What the claims of one host are made from, besides its evidence. */
+/*
+ * What a keep-alive pair search found for one piece of evidence, kept by
+ * the stream between recomputations of its host: the search depends
+ * only on the connection, the hypothesis and the server's header and
+ * request constants, which the memo records.
+ */
+typedef struct fdx__pair_memo {
+    uint32_t hyp1;          /* the hypothesis + 1; 0: not searched */
+    int32_t base, req;      /* the server's constants it used */
+    uint32_t a, b;          /* the pair's entries, when found */
+    uint8_t found;
+    double chance;
+} fdx__pair_memo;
+
 typedef struct fdx__host_in {
     const double *score;    /* per hypothesis: the sum of the host's lr */
     const double *lr;       /* per evidence and hypothesis, or NULL ... */
@@ -301,6 +315,7 @@ typedef struct fdx__host_in {
     size_t pos_row;
     fdx__conn *const *conn; /* per evidence: its connection */
     int for_merge;          /* claims for a merging store (stream.h) */
+    fdx__pair_memo *memo;   /* per evidence, or NULL: search each time */
 } fdx__host_in;
 
 /*

@@ -142,6 +142,7 @@ typedef struct shost {
     fdx_evidence *ev;
     uint8_t *pos;               /* per evidence, row bytes: bit h set when
                                  * its lr for h is > 0 */
+    fdx__pair_memo *memo;       /* per evidence: its pair search */
     size_t nev, cap;
 } shost;
 
@@ -164,6 +165,8 @@ struct fdx_stream {
     cvec done;                  /* closed, not yet handed on */
     endpoint *ep;
     size_t nep, epcap;
+    uint32_t *efree;            /* forgotten slots below nep, max_servers */
+    size_t nefree;
     smap emap;
     uint64_t sample_total;
     uint64_t rng;
@@ -229,7 +232,9 @@ fdx_stream *fdx_stream_new(const fdx_catalog *cat,
     st->scratch = fdx__malloc(FDX__SCRATCH * sizeof(*st->scratch));
     /* lr, then the expected counts fdx__match_conn works in */
     st->lr = fdx__calloc(2 * st->nh, sizeof(*st->lr));
-    if (st->scratch == NULL || st->lr == NULL)
+    st->efree = fdx__malloc((st->o.max_servers ? st->o.max_servers : 1) *
+                            sizeof(*st->efree));
+    if (st->scratch == NULL || st->lr == NULL || st->efree == NULL)
         goto fail;
     return st;
 fail:
@@ -243,6 +248,7 @@ static void hosts_free(fdx_stream *st)
         fdx__free(st->hosts[i].score);
         fdx__free(st->hosts[i].ev);
         fdx__free(st->hosts[i].pos);
+        fdx__free(st->hosts[i].memo);
     }
     fdx__free(st->hosts);
 }
@@ -254,6 +260,7 @@ void fdx_stream_free(fdx_stream *st)
     for (size_t i = 0; i < st->nep; i++)
         fdx__free(st->ep[i].sample);
     fdx__free(st->ep);
+    fdx__free(st->efree);
     smap_free(&st->emap);
     hosts_free(st);
     smap_free(&st->hmap);
@@ -479,39 +486,69 @@ static uint32_t ep_find(const fdx_stream *st, const fdx_addr *a,
     return FDX__NONE;
 }
 
-/* The least recently active endpoint not known, forgotten to make room;
- * FDX__NONE when every endpoint is a known server.
- * TODO: this scans every endpoint; a network with many short-lived
- * endpoints would want a heap by last activity or a clock hand. */
-static uint32_t ep_evict(fdx_stream *st)
+static int u64_cmp(const void *a, const void *b)
 {
-    uint32_t v = FDX__NONE;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
-    for (size_t i = 0; i < st->nep; i++) {
-        const endpoint *e = &st->ep[i];
+    return x < y ? -1 : x > y;
+}
 
-        if (e->used && !e->known &&
-            (v == FDX__NONE || e->last_ms < st->ep[v].last_ms))
-            v = (uint32_t)i;
-    }
-    if (v == FDX__NONE)
-        return v;
+/* Forgets endpoint v, its slot going to the free list. */
+static void ep_forget(fdx_stream *st, uint32_t v)
+{
     smap_remove(&st->emap, v);
     st->sample_total -= st->ep[v].n;
     fdx__free(st->ep[v].sample);
+    st->ep[v].sample = NULL;
     st->ep[v].used = 0;
+    st->efree[st->nefree++] = v;
     st->st.servers_evicted++;
-    return v;
 }
 
-/* Every slot below nep is in use: ep_evict() is the only one to free a
- * slot, and it hands it straight to ep_get(), so there is no free slot
- * to look for below nep (a scan of them was a third of a busy
- * collector's commit time). */
+/*
+ * Makes room in a full table: the least recently active eighth of the
+ * endpoints that are not known servers is forgotten at once, so that
+ * one scan of the table (and a sort of their times) pays for many new
+ * endpoints; evicting one per new endpoint scanned the whole table each
+ * time, a quarter of a busy collector's time.  Returns how many went;
+ * 0 when every endpoint is a known server (or out of memory).
+ */
+static size_t ep_evict(fdx_stream *st)
+{
+    uint64_t *t = fdx__malloc(st->nep * sizeof(*t)), cut;
+    size_t n = 0, want, gone = 0;
+
+    if (t == NULL)
+        return 0;
+    for (size_t i = 0; i < st->nep; i++)
+        if (st->ep[i].used && !st->ep[i].known)
+            t[n++] = st->ep[i].last_ms;
+    if (n > 0) {
+        want = n / 8 > 0 ? n / 8 : 1;
+        qsort(t, n, sizeof(*t), u64_cmp);
+        cut = t[want - 1];
+        for (size_t i = 0; i < st->nep && gone < want; i++) {
+            const endpoint *e = &st->ep[i];
+
+            if (e->used && !e->known && e->last_ms <= cut) {
+                ep_forget(st, (uint32_t)i);
+                gone++;
+            }
+        }
+    }
+    fdx__free(t);
+    return gone;
+}
+
+/* A free endpoint slot: a forgotten one, a new one below the cap, or
+ * one made by eviction; FDX__NONE when none can be had. */
 static uint32_t ep_slot(fdx_stream *st)
 {
-    if (st->nep == st->o.max_servers)
-        return ep_evict(st);
+    if (st->nefree == 0 && st->nep == st->o.max_servers &&
+        ep_evict(st) == 0)
+        return FDX__NONE;
+    if (st->nefree > 0)
+        return st->efree[--st->nefree];
     if (fdx__grow(&st->ep, &st->epcap, st->nep, sizeof(*st->ep)) < 0 ||
         smap_reserve(&st->emap, st->epcap, ep_used, st) < 0)
         return FDX__NONE;
@@ -742,6 +779,7 @@ static int host_reserve(const fdx_stream *st, shost *h)
 {
     size_t cap = h->cap;
     uint8_t *pos;
+    fdx__pair_memo *memo;
 
     if (fdx__grow(&h->ev, &cap, h->nev, sizeof(*h->ev)) < 0)
         return FDX_ENOMEM;
@@ -750,6 +788,9 @@ static int host_reserve(const fdx_stream *st, shost *h)
     if ((pos = fdx__realloc(h->pos, cap * st->row)) == NULL)
         return FDX_ENOMEM;
     h->pos = pos;
+    if ((memo = fdx__realloc(h->memo, cap * sizeof(*memo))) == NULL)
+        return FDX_ENOMEM;
+    h->memo = memo;
     h->cap = cap;
     return 0;
 }
@@ -765,6 +806,7 @@ static void host_forget(fdx_stream *st, shost *h)
 
     memmove(h->ev, h->ev + k, (h->nev - k) * sizeof(*h->ev));
     memmove(h->pos, h->pos + k * st->row, (h->nev - k) * st->row);
+    memmove(h->memo, h->memo + k, (h->nev - k) * sizeof(*h->memo));
     h->nev -= k;
     st->ev_total -= k;
     st->st.evidence_dropped += k;
@@ -792,6 +834,7 @@ static int host_add(fdx_stream *st, const fdx_addr *client,
     if (host_reserve(st, h) < 0)
         return FDX_ENOMEM;
     memset(&h->pos[h->nev * st->row], 0, st->row);
+    memset(&h->memo[h->nev], 0, sizeof(*h->memo));
     for (size_t k = 0; k < st->scan->nhyps; k++) {
         h->score[k] += lr[k];
         if (lr[k] > 0)
@@ -977,6 +1020,7 @@ static int host_recompute(fdx_stream *st, shost *h, fdx_stream_host_fn fn,
     in.pos_row = st->row;
     in.conn = st->hconnp;
     in.for_merge = st->o.for_merge;
+    in.memo = h->memo;
     st->scan->pair_searches = 0;
     rc = fdx__host_claims(st->scan, &host, &in);
     st->st.recomputes++;

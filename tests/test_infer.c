@@ -6,6 +6,7 @@
  * package is claimed that was not fetched, and that hosts without
  * evidence, sampled flows and keep-alive connections are reported as such.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -559,10 +560,41 @@ static void test_biflow(void **state)
     fdx__free(hv.v);
 }
 
+/* The bucket by its definition, which fdx__bucket() looks up. */
+static int bucket_by_log(double c)
+{
+    int b = c <= FDX__BUCKET_MIN ? 0
+                                 : (int)(log(c / FDX__BUCKET_MIN) /
+                                         log(FDX__BUCKET_RATIO) + 0.5);
+
+    return b < FDX__NBUCKET ? b : FDX__NBUCKET - 1;
+}
+
+/* The table agrees with the log everywhere, the boundaries' neighbours
+ * (an ulp either side) included. */
+static void test_bucket_table(void **state)
+{
+    (void)state;
+    for (int b = 0; b < FDX__NBUCKET + 5; b++) {
+        double c = FDX__BUCKET_MIN * pow(FDX__BUCKET_RATIO, b - 0.5);
+        double probe[5] = {c, nextafter(c, 0), nextafter(c, INFINITY),
+                           nextafter(nextafter(c, 0), 0),
+                           nextafter(nextafter(c, INFINITY), INFINITY)};
+
+        for (int k = 0; k < 5; k++)
+            assert_int_equal(fdx__bucket(probe[k]), bucket_by_log(probe[k]));
+    }
+    for (uint64_t v = 0; v < 200000000; v = v * 3 / 2 + 7)
+        assert_int_equal(fdx__bucket((double)v), bucket_by_log((double)v));
+    assert_int_equal(fdx__bucket(-5.0), 0);
+    assert_int_equal(fdx__bucket(1e300), FDX__NBUCKET - 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_helpers),
+        cmocka_unit_test(test_bucket_table),
         cmocka_unit_test(test_biflow),
         cmocka_unit_test(test_join),
         cmocka_unit_test(test_hosts),
