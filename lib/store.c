@@ -270,6 +270,8 @@ void fdx_store_close(fdx_store *st)
     if (st == NULL)
         return;
     st->ops->close(st);
+    fdx__free(st->ev_seen);
+    fdx__free(st->ev_pend);
     fdx__free(st->uri);
     fdx__free(st);
 }
@@ -282,6 +284,111 @@ const char *fdx_store_uri(const fdx_store *st)
 int fdx_store_schema_version(const fdx_store *st)
 {
     return st->schema_version;
+}
+
+/* ---------------------------------------------------------------- */
+
+/*
+ * A collector hands over a host with all the evidence it still holds
+ * each time the host gets more, so most of a batch's evidence rows are
+ * in the store already.  The handle remembers the fingerprints of the
+ * rows it committed and writes such a row again only when a package
+ * claim needs its id.  A row pruned since is not brought back.  The set
+ * is bounded: when full it starts afresh (the rows are then written
+ * once more, which changes nothing).
+ */
+#define EV_SEEN_MAX ((size_t)1 << 22)   /* slots: 32 MiB */
+#define EV_PEND_MAX ((size_t)1 << 20)
+
+static uint64_t ev_key(const fdx_addr *host, const fdx_store_evidence *ev)
+{
+    uint64_t k = fdx__mix64(fdx__be64(host->b), fdx__be64(host->b + 8));
+
+    k = fdx__mix64(k, fdx__be64(ev->server.b));
+    k = fdx__mix64(k, fdx__be64(ev->server.b + 8));
+    k = fdx__mix64(k, ((uint64_t)ev->server_port << 16) | ev->client_port);
+    k = fdx__mix64(k, ev->first_ms);
+    return k ? k : 1;
+}
+
+static int ev_seen_has(const fdx_store *st, uint64_t k)
+{
+    if (st->ev_cap == 0)
+        return 0;
+    for (size_t i = k & (st->ev_cap - 1);; i = (i + 1) & (st->ev_cap - 1)) {
+        if (st->ev_seen[i] == k)
+            return 1;
+        if (st->ev_seen[i] == 0)
+            return 0;
+    }
+}
+
+static void ev_seen_put(fdx_store *st, uint64_t k)
+{
+    size_t i = k & (st->ev_cap - 1);
+
+    while (st->ev_seen[i] != 0 && st->ev_seen[i] != k)
+        i = (i + 1) & (st->ev_cap - 1);
+    if (st->ev_seen[i] == 0) {
+        st->ev_seen[i] = k;
+        st->ev_n++;
+    }
+}
+
+/* Room for n more at most half full; forgets all at the bound. */
+static int ev_seen_room(fdx_store *st, size_t n)
+{
+    size_t cap = st->ev_cap ? st->ev_cap : 4096;
+    uint64_t *old = st->ev_seen, *nv;
+    size_t ocap = st->ev_cap;
+
+    while (cap < EV_SEEN_MAX && 2 * (st->ev_n + n) > cap)
+        cap *= 2;
+    if (2 * (st->ev_n + n) > cap) {     /* at the bound: start afresh */
+        memset(st->ev_seen, 0, st->ev_cap * sizeof(*st->ev_seen));
+        st->ev_n = 0;
+        return 2 * n <= st->ev_cap ? 0 : -1;
+    }
+    if (cap == ocap)
+        return 0;
+    if ((nv = fdx__calloc(cap, sizeof(*nv))) == NULL)
+        return -1;
+    st->ev_seen = nv;
+    st->ev_cap = cap;
+    st->ev_n = 0;
+    for (size_t i = 0; i < ocap; i++)
+        if (old[i] != 0)
+            ev_seen_put(st, old[i]);
+    fdx__free(old);
+    return 0;
+}
+
+/* The batch committed: its rows join the set. */
+static void ev_batch_done(fdx_store *st, int committed)
+{
+    if (committed && st->ev_npend > 0 &&
+        ev_seen_room(st, st->ev_npend) == 0)
+        for (size_t i = 0; i < st->ev_npend; i++)
+            ev_seen_put(st, st->ev_pend[i]);
+    st->ev_npend = 0;
+}
+
+static void ev_pend_add(fdx_store *st, uint64_t k)
+{
+    if (st->ev_npend >= EV_PEND_MAX ||
+        fdx__grow(&st->ev_pend, &st->ev_pcap, st->ev_npend,
+                  sizeof(*st->ev_pend)) < 0)
+        return;                /* only costs a rewrite later */
+    st->ev_pend[st->ev_npend++] = k;
+}
+
+/* Whether evidence i of h backs a package claim. */
+static int ev_claimed(const fdx_store_host *h, size_t i)
+{
+    for (size_t k = 0; k < h->npackages; k++)
+        if (h->packages[k].evidence == (int64_t)i)
+            return 1;
+    return 0;
 }
 
 /* Where a batch's hosts come from: an array or a scan. */
@@ -527,9 +634,15 @@ static int store_put_host(fdx_store *st, const fdx_store_host *given,
         rc = fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
         goto done;
     }
-    for (size_t i = 0; i < h->nevidence && rc == 0; i++)
+    for (size_t i = 0; i < h->nevidence && rc == 0; i++) {
+        uint64_t k = ev_key(&h->addr, &h->evidence[i]);
+
+        if (!ev_claimed(h, i) && ev_seen_has(st, k))
+            continue;          /* in the store already, no id needed */
         rc = ops->put_evidence(st, host, &h->evidence[i], collector,
                                &ev_ids[i], err);
+        ev_pend_add(st, k);
+    }
     for (size_t i = 0; i < h->npackages && rc == 0; i++) {
         const fdx_store_package *p = &h->packages[i];
         int64_t ev = p->evidence >= 0 && (size_t)p->evidence < h->nevidence
@@ -576,11 +689,13 @@ static int put_batch(fdx_store *st, const fdx_catalog *cat, host_at_fn at,
     }
     if ((rc = st->ops->commit(st, err)) < 0)
         goto fail;
+    ev_batch_done(st, 1);
     fdx__log(st->opts.log, FDX_LOG_INFO, "event=store-write store=%s "
              "hosts=%zu", st->uri, n);
     return 0;
 fail:
     st->ops->rollback(st);
+    ev_batch_done(st, 0);
     return rc;
 }
 

@@ -61,6 +61,13 @@ struct fdx_store {
     char *uri;
     fdx_store_opts opts;
     int schema_version;
+    /* fingerprints of the evidence rows this handle has committed, an
+     * open-addressing set (0: empty slot), and those of the batch in
+     * progress (store.c) */
+    uint64_t *ev_seen;
+    size_t ev_cap, ev_n;
+    uint64_t *ev_pend;
+    size_t ev_npend, ev_pcap;
 };
 
 extern const fdx__store_ops fdx__store_sqlite;

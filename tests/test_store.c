@@ -793,6 +793,45 @@ static void test_prune(void **state)
     assert_intact(path);
 }
 
+/*
+ * A handle writes an evidence row it committed once only: written
+ * again, unclaimed evidence that was pruned meanwhile stays pruned;
+ * claimed evidence is written again (its package needs the row), and
+ * so is everything through another handle.
+ */
+static void test_evidence_once(void **state)
+{
+    char uri[300], path[300];
+    test_host t;
+    uint64_t removed = 0;
+    fdx_error err = {0, ""};
+    fdx_store *st;
+
+    (void)state;
+    new_store("once.db", uri, path, sizeof(path));
+    st = open_ok(uri, 0);
+    make_host(&t, "10.7.7.7", "bookworm", entry_of("alpha", "1.0-1"), 1000);
+    t.h.npackages = 0;
+    put_ok(st, &t.h, 1);
+    assert_int_equal(fdx_store_prune(st, 10000, &removed, &err), 0);
+    assert_int_equal(removed, 1);
+    put_ok(st, &t.h, 1);
+    assert_int_equal(stats_of(st).evidence, 0);
+    t.h.npackages = 1;                 /* now a claim rests on it */
+    put_ok(st, &t.h, 1);
+    assert_int_equal(stats_of(st).evidence, 1);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM packages WHERE "
+                     "evidence_id IS NOT NULL"), 1);
+    assert_int_equal(fdx_store_prune(st, 10000, &removed, &err), 0);
+    fdx_store_close(st);
+    st = open_ok(uri, 0);
+    t.h.npackages = 0;
+    put_ok(st, &t.h, 1);
+    assert_int_equal(stats_of(st).evidence, 1);
+    fdx_store_close(st);
+    assert_intact(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -806,6 +845,7 @@ int main(void)
         cmocka_unit_test(test_reader_during_write),
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_prune),
+        cmocka_unit_test(test_evidence_once),
 #ifdef FDX_HAVE_POSTGRESQL
         cmocka_unit_test(test_postgresql),
 #endif
