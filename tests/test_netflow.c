@@ -1195,7 +1195,7 @@ static void test_malformed_sets(void **state)
 
 static void test_limits(void **state)
 {
-    fdx_nf_limits lim = {1, 1, 4, 64, 0};
+    fdx_nf_limits lim = {1, 1, 4, 64, 0, 0, 0};
     fdx_nf_decoder *d = dec_new(&lim);
     sink *s = calloc(1, sizeof(*s));
     fdx_read_stats st;
@@ -1257,7 +1257,7 @@ static void ipfix_template_n(buf *b, uint16_t id, unsigned nfields)
  */
 static void test_template_memory_cap(void **state)
 {
-    fdx_nf_limits lim = {0, 0, 0, 0, 2048};
+    fdx_nf_limits lim = {0, 0, 0, 0, 2048, 0, 0};
     fdx_nf_decoder *d = dec_new(&lim);
     sink *s = calloc(1, sizeof(*s));
     fdx_read_stats st;
@@ -1317,7 +1317,8 @@ static void ipfix_data_n(buf *b, uint16_t id, unsigned nfields)
  */
 static void test_refused_redefinition(void **state)
 {
-    fdx_nf_limits lim[2] = {{0, 0, 8, 0, 0}, {0, 0, 0, 0, 1024}};
+    fdx_nf_limits lim[2] = {{0, 0, 8, 0, 0, 0, 0},
+                             {0, 0, 0, 0, 1024, 0, 0}};
     unsigned big[2] = {9, 120}; /* 9 > 8 fields; 960 bytes of fields */
     fdx_read_stats st;
     sink *s = calloc(1, sizeof(*s));
@@ -1717,9 +1718,10 @@ static size_t flood_random(uint8_t *m, uint32_t *x)
 
 /*
  * A template flood (thousands of ids, from as many exporters as the cap
- * allows, with the largest field count allowed and more) and a stream of
- * random datagrams: the decoder's memory stays under the bound documented
- * in flow.h, and every datagram is counted exactly once.
+ * allows, each its own address since one address may take only an
+ * eighth of the budget, with the largest field count allowed and more)
+ * and a stream of random datagrams: the decoder's memory stays under the
+ * bound documented in flow.h, and every datagram is counted exactly once.
  */
 static void test_memory_bound(void **state)
 {
@@ -1740,8 +1742,10 @@ static void test_memory_bound(void **state)
     mem_live = mem_peak = 0;
     d = fdx_nf_decoder_new(NULL, NULL);
     assert_non_null(d);
-    fdx_addr_parse(&a, "198.51.100.7");
     for (unsigned port = 0; port < 200; port++) {
+        const uint8_t v4[4] = {198, 51, 100, (uint8_t)port};
+
+        fdx_addr_from_v4(&a, v4);
         for (int k = 0; k < 2; k++) {
             size_t n = flood_templates(m, &next_id, k ? 256 : 257);
             fdx_nf_decode(d, &a, (uint16_t)port, m, n, 0, NULL, NULL);
@@ -1750,8 +1754,11 @@ static void test_memory_bound(void **state)
     }
     for (int i = 0; i < 50000; i++) {
         size_t n = flood_random(m, &x);
-        fdx_nf_decode(d, &a, (uint16_t)(rnd_next(&x) % 300), m, n, 0,
-                      NULL, NULL);
+        uint16_t port = (uint16_t)(rnd_next(&x) % 300);
+        const uint8_t v4[4] = {198, 51, 100, (uint8_t)(port % 200)};
+
+        fdx_addr_from_v4(&a, v4);
+        fdx_nf_decode(d, &a, port, m, n, 0, NULL, NULL);
         fed++;
     }
     fdx_nf_decoder_stats(d, &st);
