@@ -8,7 +8,10 @@
  * sel's low two bits pick one of four exporters (two share an address
  * and differ by port, one is IPv6) so per-exporter state is exercised,
  * and its high six bits advance the receive clock by that many seconds.
- * Option bits: 0 tiny limits (every cap is hit quickly), 1 no logger,
+ * Option bits: 0 tiny limits (every cap is hit quickly, the exporter
+ * share of the template budget is half of it, and sessions expire after
+ * 900 s: the clock's steps reach both eviction, of a session idle
+ * 600 s in a full table, and expiry), 1 no logger,
  * 2-6 a count N and 7 what it counts: bit 7 clear, the callback stops
  * the decoder at its N-th record (N = 0: never); bit 7 set, the
  * library's N-th allocation and all after it fail.
@@ -21,7 +24,7 @@
 
 #include "fuzz.h"
 
-static const fdx_nf_limits tiny = { 2, 3, 12, 256, 1024 };
+static const fdx_nf_limits tiny = { 2, 3, 12, 256, 1024, 512, 900 };
 
 typedef struct exporter {
     uint8_t addr[16];

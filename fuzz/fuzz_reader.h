@@ -18,7 +18,7 @@ typedef int (*fuzz_reader_fn)(const char *path, const fdx_read_opts *opts,
 static int fuzz_reader(fuzz_reader_fn read, const uint8_t *data,
                        size_t size)
 {
-    static const fdx_nf_limits tiny = { 2, 3, 12, 256, 1024 };
+    static const fdx_nf_limits tiny = { 2, 3, 12, 256, 1024, 0, 0 };
     fuzz_flows ff = { 0, 0, 0 };
     fdx_read_opts opts = { &fuzz_logger, NULL, NULL, NULL };
     fdx_read_stats st;

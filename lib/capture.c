@@ -426,6 +426,8 @@ static void cap_add_stats(const cap_ctx *c, fdx_read_stats *stats)
     stats->seq_lost += d.seq_lost;
     stats->limit_hits += d.limit_hits;
     stats->refused += d.refused;
+    stats->sessions_evicted += d.sessions_evicted;
+    stats->sessions_expired += d.sessions_expired;
 }
 
 /* The decoder's messages, with the capture file named at their end. */

@@ -116,6 +116,8 @@ static void input_add_stats(fdx_read_stats *to, const fdx_read_stats *s)
     to->seq_lost += s->seq_lost;
     to->limit_hits += s->limit_hits;
     to->refused += s->refused;
+    to->sessions_evicted += s->sessions_evicted;
+    to->sessions_expired += s->sessions_expired;
 }
 
 /*

@@ -32,6 +32,8 @@ typedef struct nf_ctx {
     int stop;           /* fn's non-zero return value */
     uint32_t nrecords;  /* data records (options included) seen */
     int unknown_sets;   /* data sets without a template in this message */
+    size_t addr_bytes;  /* template bytes of the exporter address ... */
+    int has_addr_bytes; /* ... when known (see nf_exporter_bytes()) */
 } nf_ctx;
 
 /* Values of one data record, collected field by field. */
@@ -137,9 +139,34 @@ static void nf_bad(nf_ctx *c, unsigned tid, size_t off, const char *what)
     nf_warn(c->dec, c->s, tid, off, what);
 }
 
+/* A cap reached by the current session: counted there and in all. */
+static void nf_limit(nf_ctx *c)
+{
+    c->dec->st.limit_hits++;
+    c->s->st.limit_hits++;
+}
+
 /* ---------------------------------------------------------------- */
 /* Decoder and sessions                                              */
 /* ---------------------------------------------------------------- */
+
+/*
+ * One exporter address's share of the template budget: an eighth, so
+ * that a flooding exporter leaves 7/8 to the others, but at least 1 MiB
+ * (500 templates of the largest allowed size), and never more than the
+ * budget itself.
+ */
+static void nf_limits_share(fdx_nf_limits *lim)
+{
+    uint32_t share = lim->max_template_bytes / NF_EXPORTER_SHARE;
+
+    if (share < NF_EXPORTER_MIN_BYTES)
+        share = NF_EXPORTER_MIN_BYTES;
+    if (lim->max_exporter_template_bytes == 0)
+        lim->max_exporter_template_bytes = share;
+    if (lim->max_exporter_template_bytes > lim->max_template_bytes)
+        lim->max_exporter_template_bytes = lim->max_template_bytes;
+}
 
 fdx_nf_decoder *fdx_nf_decoder_new(const fdx_nf_limits *limits,
                                    const fdx_logger *log)
@@ -160,6 +187,7 @@ fdx_nf_decoder *fdx_nf_decoder_new(const fdx_nf_limits *limits,
         dec->lim.max_pending_bytes = NF_DEF_PENDING;
     if (dec->lim.max_template_bytes == 0)
         dec->lim.max_template_bytes = NF_DEF_TEMPLATE_BYTES;
+    nf_limits_share(&dec->lim);
     if (log != NULL)
         dec->log = *log;
     return dec;
@@ -226,29 +254,110 @@ static int nf_session_match(const nf_session *s, const fdx_addr *a,
            fdx_addr_cmp(&s->exporter, a) == 0;
 }
 
+/* Time since the session's last datagram; none if now_ms is earlier. */
+static uint64_t nf_idle_ms(const nf_session *s, uint64_t now_ms)
+{
+    return now_ms > s->last_ms ? now_ms - s->last_ms : 0;
+}
+
+/* One line per session freed while the decoder runs, at info level. */
+static void nf_session_log(const fdx_nf_decoder *dec, const nf_session *s,
+                           uint64_t now_ms, const char *what)
+{
+    char ab[FDX_ADDRSTRLEN];
+
+    if (!fdx__log_enabled(&dec->log, FDX_LOG_INFO))
+        return;
+    fdx__log(&dec->log, FDX_LOG_INFO, "netflow: session %s exporter=%s "
+             "port=%u version=%u domain=%lu idle_s=%llu templates=%zu",
+             what, fdx_addr_format(&s->exporter, ab, sizeof(ab)),
+             (unsigned)s->port, (unsigned)s->version,
+             (unsigned long)s->domain,
+             (unsigned long long)(nf_idle_ms(s, now_ms) / 1000), s->ntpl);
+}
+
 /*
- * Finds or creates the session of exporter a.  Returns NULL when the
- * session cap is reached (counted) or memory runs out.  Sessions are few
+ * Frees the least recently used session (the last).  Its templates give
+ * their bytes back to the budget, and its early data sets that still
+ * waited for a template now count as without one for good, as
+ * fdx_nf_decoder_stats() counted them while the session lived.
+ */
+static void nf_session_drop_last(fdx_nf_decoder *dec, uint64_t now_ms,
+                                 const char *what)
+{
+    nf_session *s = dec->sess[dec->nsess - 1];
+
+    nf_session_log(dec, s, now_ms, what);
+    dec->tpl_bytes -= s->tpl_bytes;
+    dec->st.no_template += s->npend;
+    nf_session_free(s);
+    dec->nsess--;
+}
+
+/*
+ * With max_idle_s set, frees the sessions idle for longer, from the least
+ * recently used end, stopping at the first that is not: a datagram costs
+ * one comparison when nothing expires.  Receive times that go backwards
+ * leave the list in arrival order, so an expired session may wait behind
+ * a younger one for a while: freed lazily is all that is promised.
+ */
+static void nf_sessions_expire(fdx_nf_decoder *dec, uint64_t now_ms)
+{
+    uint64_t max_ms = (uint64_t)dec->lim.max_idle_s * 1000;
+
+    if (max_ms == 0)
+        return;
+    while (dec->nsess > 0 &&
+           nf_idle_ms(dec->sess[dec->nsess - 1], now_ms) > max_ms) {
+        dec->st.sessions_expired++;
+        nf_session_drop_last(dec, now_ms, "expired");
+    }
+}
+
+/*
+ * Makes room in a full table: the least recently used session, the last
+ * (O(1): the list is kept in order of use), is freed if it has been idle
+ * for NF_EVICT_IDLE_MS.  Returns 1 if it was.  Under a flood of new
+ * sessions this frees at most max_exporters sessions per NF_EVICT_IDLE_MS,
+ * which bounds the log lines too.
+ */
+static int nf_session_evict(fdx_nf_decoder *dec, uint64_t now_ms)
+{
+    if (dec->nsess == 0 ||
+        nf_idle_ms(dec->sess[dec->nsess - 1], now_ms) < NF_EVICT_IDLE_MS)
+        return 0;
+    dec->st.sessions_evicted++;
+    nf_session_drop_last(dec, now_ms, "evicted");
+    return 1;
+}
+
+/*
+ * The session of exporter a, moved to the front.  Sessions are few
  * (capped), so a linear search with move-to-front is enough.
  */
-static nf_session *nf_session_get(fdx_nf_decoder *dec, const fdx_addr *a,
-                                  uint16_t port, uint8_t version,
-                                  uint32_t domain)
+static nf_session *nf_session_find(fdx_nf_decoder *dec, const fdx_addr *a,
+                                   uint16_t port, uint8_t version,
+                                   uint32_t domain)
 {
-    nf_session *s;
-
     for (size_t i = 0; i < dec->nsess; i++) {
-        s = dec->sess[i];
+        nf_session *s = dec->sess[i];
+
         if (!nf_session_match(s, a, port, version, domain))
             continue;
         memmove(&dec->sess[1], &dec->sess[0], i * sizeof(dec->sess[0]));
         dec->sess[0] = s;
         return s;
     }
-    if (dec->nsess >= dec->lim.max_exporters) {
-        dec->st.limit_hits++;
-        return NULL; /* logged by the caller, which knows the datagram */
-    }
+    return NULL;
+}
+
+/* A new session at the front; the caller made room.  NULL: no memory. */
+static nf_session *nf_session_new(fdx_nf_decoder *dec, const fdx_addr *a,
+                                  uint16_t port, uint8_t version,
+                                  uint32_t domain)
+{
+    nf_session *s;
+
     if (dec->nsess == dec->capsess) {
         size_t cap = dec->capsess ? dec->capsess * 2 : 8;
         nf_session **n = fdx__realloc(dec->sess, cap * sizeof(*n));
@@ -260,17 +369,46 @@ static nf_session *nf_session_get(fdx_nf_decoder *dec, const fdx_addr *a,
     s = fdx__calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
-    s->exporter = *a;
-    s->port = port;
-    s->version = version;
-    s->domain = domain;
-    s->st.exporter = *a;
-    s->st.port = port;
-    s->st.version = version;
-    s->st.domain = domain;
+    s->exporter = s->st.exporter = *a;
+    s->port = s->st.port = port;
+    s->version = s->st.version = version;
+    s->domain = s->st.domain = domain;
     memmove(&dec->sess[1], &dec->sess[0], dec->nsess * sizeof(dec->sess[0]));
     dec->sess[0] = s;
     dec->nsess++;
+    return s;
+}
+
+/*
+ * Finds or creates the session of exporter a for the message being
+ * decoded, and stamps it with the receive time.  Returns NULL when the
+ * table is full of sessions too recent to evict (counted) or memory runs
+ * out.  The session a datagram's earlier message used is stamped with
+ * the same time, so neither expiry nor eviction can free it here.
+ */
+static nf_session *nf_session_get(nf_ctx *c, const fdx_addr *a,
+                                  uint16_t port, uint8_t version,
+                                  uint32_t domain)
+{
+    fdx_nf_decoder *dec = c->dec;
+    uint64_t now_ms = c->h.recv_ms;
+    nf_session *s;
+
+    c->has_addr_bytes = 0; /* sessions of the address may be freed */
+    nf_sessions_expire(dec, now_ms);
+    s = nf_session_find(dec, a, port, version, domain);
+    if (s == NULL) {
+        if (dec->nsess >= dec->lim.max_exporters) {
+            dec->st.limit_hits++;
+            if (!nf_session_evict(dec, now_ms))
+                return NULL; /* logged by the caller, which knows more */
+        }
+        s = nf_session_new(dec, a, port, version, domain);
+        if (s == NULL)
+            return NULL;
+    }
+    if (now_ms > s->last_ms)
+        s->last_ms = now_ms;
     return s;
 }
 
@@ -504,7 +642,7 @@ static void nf_sampler_put(nf_ctx *c, uint64_t id, uint8_t by_if,
             break;
     if (i == s->nsmp) {
         if (s->nsmp == NF_MAX_SAMPLERS) {
-            c->dec->st.limit_hits++;
+            nf_limit(c);
             nf_warn(c->dec, s, 0, 0, "sampler limit reached");
             return;
         }
@@ -1001,7 +1139,7 @@ static void nf_pending_add(nf_ctx *c, uint16_t set_id, const uint8_t *p,
     if (len > cap) {
         c->dec->st.no_template++;
         s->st.no_template++;
-        c->dec->st.limit_hits++;
+        nf_limit(c);
         return;
     }
     while (s->npend > 0 && (s->npend == NF_MAX_PENDING_SETS ||
@@ -1009,7 +1147,7 @@ static void nf_pending_add(nf_ctx *c, uint16_t set_id, const uint8_t *p,
         nf_pending_drop(s, 0);
         c->dec->st.no_template++;
         s->st.no_template++;
-        c->dec->st.limit_hits++;
+        nf_limit(c);
     }
     pe = &s->pend[s->npend];
     pe->body = fdx__malloc(len);
@@ -1111,23 +1249,67 @@ static size_t nf_fields_bytes(size_t nfields)
 }
 
 /*
- * True when growing the decoder's templates by more bytes stays within
- * max_template_bytes; otherwise the cap is counted and logged.
+ * Template bytes held by all sessions of the datagram's exporter address.
+ * The sessions one datagram touches all have its sender's address, so the
+ * sum is taken once per message that defines templates, by a linear scan
+ * of at most max_exporters sessions (as finding the session is), and kept
+ * up to date by nf_tpl_account() until the next message.
+ */
+static size_t nf_exporter_bytes(nf_ctx *c)
+{
+    const fdx_nf_decoder *dec = c->dec;
+
+    if (c->has_addr_bytes)
+        return c->addr_bytes;
+    c->addr_bytes = 0;
+    for (size_t i = 0; i < dec->nsess; i++)
+        if (fdx_addr_cmp(&dec->sess[i]->exporter, &c->s->exporter) == 0)
+            c->addr_bytes += dec->sess[i]->tpl_bytes;
+    c->has_addr_bytes = 1;
+    return c->addr_bytes;
+}
+
+/* Charges add and gives back sub template bytes of the current session. */
+static void nf_tpl_account(nf_ctx *c, size_t add, size_t sub)
+{
+    c->dec->tpl_bytes = c->dec->tpl_bytes + add - sub;
+    c->s->tpl_bytes = c->s->tpl_bytes + add - sub;
+    if (c->has_addr_bytes)
+        c->addr_bytes = c->addr_bytes + add - sub;
+}
+
+/*
+ * True when growing the current session's templates by more bytes stays
+ * within its exporter address's share and within max_template_bytes;
+ * otherwise the cap is counted and logged.  A share as large as the
+ * budget needs no sum.
  */
 static int nf_template_budget(nf_ctx *c, uint16_t id, size_t more)
 {
     fdx_nf_decoder *dec = c->dec;
+    size_t share = dec->lim.max_exporter_template_bytes, held;
 
+    if (share < dec->lim.max_template_bytes) {
+        held = nf_exporter_bytes(c);
+        if (held > share || more > share - held) {
+            nf_limit(c);
+            nf_warn(dec, c->s, id, 0,
+                    "exporter template memory limit reached");
+            return 0;
+        }
+    }
     if (more <= dec->lim.max_template_bytes - dec->tpl_bytes)
         return 1;
-    dec->st.limit_hits++;
+    nf_limit(c);
     nf_warn(dec, c->s, id, 0, "template memory limit reached");
     return 0;
 }
 
-static void nf_template_clear(fdx_nf_decoder *dec, nf_session *s, size_t i)
+static void nf_template_clear(nf_ctx *c, size_t i)
 {
-    dec->tpl_bytes -= nf_fields_bytes(s->tpl[i].nfields);
+    nf_session *s = c->s;
+
+    nf_tpl_account(c, 0, nf_fields_bytes(s->tpl[i].nfields));
     fdx__free(s->tpl[i].fields);
     memmove(&s->tpl[i], &s->tpl[i + 1],
             (s->ntpl - i - 1) * sizeof(s->tpl[0]));
@@ -1142,7 +1324,7 @@ static void nf_template_withdraw(nf_ctx *c, uint16_t id, int options)
 
     for (size_t i = s->ntpl; i-- > 0;)
         if (all ? s->tpl[i].options == options : s->tpl[i].id == id)
-            nf_template_clear(c->dec, s, i);
+            nf_template_clear(c, i);
 }
 
 /* Doubles the session's template array, within the memory cap. */
@@ -1159,7 +1341,7 @@ static int nf_template_grow(nf_ctx *c, uint16_t id)
     n = fdx__realloc(s->tpl, cap * sizeof(*n));
     if (n == NULL)
         return -1;
-    c->dec->tpl_bytes += (cap - s->captpl) * sizeof(*n);
+    nf_tpl_account(c, (cap - s->captpl) * sizeof(*n), 0);
     s->tpl = n;
     s->captpl = cap;
     return 0;
@@ -1176,7 +1358,7 @@ static nf_template *nf_template_slot(nf_ctx *c, uint16_t id)
     if (i < s->ntpl && s->tpl[i].id == id)
         return &s->tpl[i];
     if (s->ntpl >= c->dec->lim.max_templates) {
-        c->dec->st.limit_hits++;
+        nf_limit(c);
         nf_warn(c->dec, s, id, 0, "template limit reached");
         return NULL;
     }
@@ -1201,7 +1383,7 @@ static int nf_template_refuse(nf_ctx *c, uint16_t id)
 
     for (size_t i = 0; i < s->ntpl; i++)
         if (s->tpl[i].id == id) {
-            nf_template_clear(c->dec, s, i);
+            nf_template_clear(c, i);
             break;
         }
     return 0;
@@ -1224,7 +1406,7 @@ static int nf_template_store(nf_ctx *c, uint16_t id, const uint8_t *p,
     uint32_t min_len;
 
     if (fc > c->dec->lim.max_fields) {
-        c->dec->st.limit_hits++;
+        nf_limit(c);
         nf_warn(c->dec, c->s, id, 0, "template field limit reached");
         return nf_template_refuse(c, id);
     }
@@ -1240,9 +1422,8 @@ static int nf_template_store(nf_ctx *c, uint16_t id, const uint8_t *p,
         fdx__free(fields);
         return 0; /* only a new id misses a slot: nothing to withdraw */
     }
-    c->dec->tpl_bytes += need;
-    if (t->fields != NULL)
-        c->dec->tpl_bytes -= nf_fields_bytes(t->nfields);
+    nf_tpl_account(c, need,
+                   t->fields != NULL ? nf_fields_bytes(t->nfields) : 0);
     fdx__free(t->fields);
     t->fields = fields;
     t->nfields = (uint16_t)fc;
@@ -1420,7 +1601,7 @@ static int nf_decode_v9(nf_ctx *c, const fdx_addr *a, uint16_t port,
     c->h.uptime_ms = fdx__be32(buf + 4);
     c->h.export_ms = (uint64_t)fdx__be32(buf + 8) * 1000;
     seq = fdx__be32(buf + 12);
-    c->s = nf_session_get(c->dec, a, port, 9, fdx__be32(buf + 16));
+    c->s = nf_session_get(c, a, port, 9, fdx__be32(buf + 16));
     if (c->s == NULL)
         return nf_session_fail(c->dec);
     nf_seq_check(c->dec, c->s, seq);
@@ -1440,7 +1621,7 @@ static int nf_ipfix_message(nf_ctx *c, const fdx_addr *a, uint16_t port,
     c->h.export_ms = (uint64_t)fdx__be32(buf + 4) * 1000;
     c->nrecords = 0;
     c->unknown_sets = 0;
-    c->s = nf_session_get(c->dec, a, port, 10, fdx__be32(buf + 12));
+    c->s = nf_session_get(c, a, port, 10, fdx__be32(buf + 12));
     if (c->s == NULL)
         return nf_session_fail(c->dec);
     nf_seq_check(c->dec, c->s, seq);
@@ -1560,7 +1741,7 @@ static int nf_decode_v5(nf_ctx *c, const fdx_addr *a, uint16_t port,
                      fdx__be32(buf + 12) / 1000000u;
     seq = fdx__be32(buf + 16);
     sampling = fdx__be16(buf + 22) & 0x3FFF;
-    c->s = nf_session_get(c->dec, a, port, 5, fdx__be16(buf + 20));
+    c->s = nf_session_get(c, a, port, 5, fdx__be16(buf + 20));
     if (c->s == NULL)
         return nf_session_fail(c->dec);
     if (count > fit) {

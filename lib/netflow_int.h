@@ -6,7 +6,10 @@
  * templates it announced (sorted by id), what its options records said
  * about sampling and the system init time, the next expected sequence
  * number and a few data sets that arrived before their template.
- * Everything is bounded by fdx_nf_limits.
+ * Everything is bounded by fdx_nf_limits.  Sessions are kept most
+ * recently used first; when the table is full the last one makes room if
+ * it has been idle long enough, and with max_idle_s set the idle ones are
+ * freed from the end as datagrams arrive.
  */
 #ifndef FLOWDEX_NETFLOW_INT_H
 #define FLOWDEX_NETFLOW_INT_H
@@ -21,6 +24,15 @@
 #define NF_DEF_FIELDS 256
 #define NF_DEF_PENDING (64u * 1024u)
 #define NF_DEF_TEMPLATE_BYTES (16u * 1024u * 1024u)
+#define NF_EXPORTER_SHARE 8 /* an address may hold 1/8 of the templates */
+#define NF_EXPORTER_MIN_BYTES (1024u * 1024u) /* ... or at least 1 MiB */
+/* A session this long without a datagram may make room for a new one:
+ * exporters resend their templates every 10 minutes by default (IPFIX,
+ * RFC 6728 templateRefreshTimeout; Juniper; Cisco Flexible NetFlow) or
+ * more often, so a session silent for that long has most likely gone
+ * (a restart takes a new source port), and one that has not will resend
+ * its templates soon after it speaks again. */
+#define NF_EVICT_IDLE_MS (600u * 1000u)
 #define NF_MAX_PENDING_SETS 16 /* early data sets kept per session */
 #define NF_PENDING_MAX_AGE 64  /* ... for at most this many datagrams */
 #define NF_MAX_SAMPLERS 32     /* sampler ids remembered per session */
@@ -96,13 +108,18 @@ typedef struct nf_session {
 
     nf_pending pend[NF_MAX_PENDING_SETS];
     size_t npend, pend_bytes;
+
+    uint64_t last_ms;  /* latest receive time of its datagrams */
+    size_t tpl_bytes;  /* its part of the decoder's tpl_bytes */
 } nf_session;
 
 struct fdx_nf_decoder {
     fdx_nf_limits lim;
     fdx_logger log;
     fdx_read_stats st;
-    nf_session **sess; /* nsess entries, at most lim.max_exporters */
+    /* nsess entries, at most lim.max_exporters, most recently used
+     * first: the last one is the one to evict or expire */
+    nf_session **sess;
     size_t nsess, capsess;
     size_t tpl_bytes;  /* template arrays and fields, all sessions */
     uint64_t nbad_logged;

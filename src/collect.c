@@ -21,18 +21,25 @@ uint64_t collect_wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Exporters gone silent for this long (not even a template refresh,
+ * 10 to 30 minutes by default) are forgotten with their templates. */
+#define COLLECT_SESSION_IDLE_S 3600
+
 int collect_init(collect *c, const fdx_catalog *cat, const fdx_logger *log)
 {
+    fdx_nf_limits lim;
     fdx_stream_opts so;
 
     memset(c, 0, sizeof(*c));
+    memset(&lim, 0, sizeof(lim));
+    lim.max_idle_s = COLLECT_SESSION_IDLE_S;
     memset(&so, 0, sizeof(so));
     so.log = log;
     so.for_merge = 1;   /* the store applies the merged claim */
     c->cat = cat;
     c->log = log;
     c->started_ms = collect_wall_ms();
-    c->dec = fdx_nf_decoder_new(NULL, log);
+    c->dec = fdx_nf_decoder_new(&lim, log);
     c->stream = fdx_stream_new(cat, &so);
     if (c->dec == NULL || c->stream == NULL) {
         collect_free(c);
@@ -261,6 +268,8 @@ static void status_exporter(FILE *f, const char *name,
             e->malformed, e->dropped, e->seq_lost, e->bad_records);
 }
 
+/* TODO: a session the decoder evicts or expires takes its seq_lost and
+ * bad_records along, so a sender's row can go down after an hour idle. */
 void collect_sessions_refresh(collect *c)
 {
     for (size_t i = 0; i < c->nexp; i++)
@@ -318,9 +327,11 @@ static void status_decoder(FILE *f, const collect *c)
             " flows=%" PRIu64 " bad_datagrams=%" PRIu64
             " bad_records=%" PRIu64 " no_template=%" PRIu64
             " seq_lost=%" PRIu64 " limit_hits=%" PRIu64
-            " refused=%" PRIu64 "\n", n, r.datagrams, r.flows,
+            " refused=%" PRIu64 " sessions_evicted=%" PRIu64
+            " sessions_expired=%" PRIu64 "\n", n, r.datagrams, r.flows,
             r.bad_datagrams, r.bad_records, r.no_template, r.seq_lost,
-            r.limit_hits, r.refused);
+            r.limit_hits, r.refused, r.sessions_evicted,
+            r.sessions_expired);
 }
 
 static void status_stream(FILE *f, const collect *c)

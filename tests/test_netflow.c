@@ -1195,7 +1195,7 @@ static void test_malformed_sets(void **state)
 
 static void test_limits(void **state)
 {
-    fdx_nf_limits lim = {1, 1, 4, 64, 0};
+    fdx_nf_limits lim = {1, 1, 4, 64, 0, 0, 0};
     fdx_nf_decoder *d = dec_new(&lim);
     sink *s = calloc(1, sizeof(*s));
     fdx_read_stats st;
@@ -1257,7 +1257,7 @@ static void ipfix_template_n(buf *b, uint16_t id, unsigned nfields)
  */
 static void test_template_memory_cap(void **state)
 {
-    fdx_nf_limits lim = {0, 0, 0, 0, 2048};
+    fdx_nf_limits lim = {0, 0, 0, 0, 2048, 0, 0};
     fdx_nf_decoder *d = dec_new(&lim);
     sink *s = calloc(1, sizeof(*s));
     fdx_read_stats st;
@@ -1317,7 +1317,8 @@ static void ipfix_data_n(buf *b, uint16_t id, unsigned nfields)
  */
 static void test_refused_redefinition(void **state)
 {
-    fdx_nf_limits lim[2] = {{0, 0, 8, 0, 0}, {0, 0, 0, 0, 1024}};
+    fdx_nf_limits lim[2] = {{0, 0, 8, 0, 0, 0, 0},
+                             {0, 0, 0, 0, 1024, 0, 0}};
     unsigned big[2] = {9, 120}; /* 9 > 8 fields; 960 bytes of fields */
     fdx_read_stats st;
     sink *s = calloc(1, sizeof(*s));
@@ -1717,9 +1718,10 @@ static size_t flood_random(uint8_t *m, uint32_t *x)
 
 /*
  * A template flood (thousands of ids, from as many exporters as the cap
- * allows, with the largest field count allowed and more) and a stream of
- * random datagrams: the decoder's memory stays under the bound documented
- * in flow.h, and every datagram is counted exactly once.
+ * allows, each its own address since one address may take only an
+ * eighth of the budget, with the largest field count allowed and more)
+ * and a stream of random datagrams: the decoder's memory stays under the
+ * bound documented in flow.h, and every datagram is counted exactly once.
  */
 static void test_memory_bound(void **state)
 {
@@ -1740,8 +1742,10 @@ static void test_memory_bound(void **state)
     mem_live = mem_peak = 0;
     d = fdx_nf_decoder_new(NULL, NULL);
     assert_non_null(d);
-    fdx_addr_parse(&a, "198.51.100.7");
     for (unsigned port = 0; port < 200; port++) {
+        const uint8_t v4[4] = {198, 51, 100, (uint8_t)port};
+
+        fdx_addr_from_v4(&a, v4);
         for (int k = 0; k < 2; k++) {
             size_t n = flood_templates(m, &next_id, k ? 256 : 257);
             fdx_nf_decode(d, &a, (uint16_t)port, m, n, 0, NULL, NULL);
@@ -1750,8 +1754,11 @@ static void test_memory_bound(void **state)
     }
     for (int i = 0; i < 50000; i++) {
         size_t n = flood_random(m, &x);
-        fdx_nf_decode(d, &a, (uint16_t)(rnd_next(&x) % 300), m, n, 0,
-                      NULL, NULL);
+        uint16_t port = (uint16_t)(rnd_next(&x) % 300);
+        const uint8_t v4[4] = {198, 51, 100, (uint8_t)(port % 200)};
+
+        fdx_addr_from_v4(&a, v4);
+        fdx_nf_decode(d, &a, port, m, n, 0, NULL, NULL);
         fed++;
     }
     fdx_nf_decoder_stats(d, &st);
@@ -1769,6 +1776,332 @@ static void test_memory_bound(void **state)
     fdx_nf_decoder_free(d);
     assert_int_equal(mem_live, 0);
     fdx_set_allocator(NULL);
+    free(m);
+}
+
+/* ---------------------------------------------------------------- */
+/* Session eviction, expiry and the exporter's template share        */
+/* ---------------------------------------------------------------- */
+
+static const uint64_t T0_MS = 1700000000000ull;
+
+/* Feeds b as received from addr:port at recv_ms. */
+static int feed_from(fdx_nf_decoder *d, const char *addr, uint16_t port,
+                     const void *m, size_t n, uint64_t recv_ms, sink *s)
+{
+    fdx_addr a;
+
+    assert_int_equal(fdx_addr_parse(&a, addr), 0);
+    return fdx_nf_decode(d, &a, port, m, n, recv_ms, collect, s);
+}
+
+static int feed_buf(fdx_nf_decoder *d, const char *addr, uint16_t port,
+                    const buf *b, uint64_t recv_ms, sink *s)
+{
+    return feed_from(d, addr, port, b->b, b->n, recv_ms, s);
+}
+
+/* What the decoder's session list says about one exporter address;
+ * probe() returns it in static storage, valid until its next call. */
+typedef struct sess_probe {
+    fdx_addr addr;
+    size_t n, n_addr;          /* sessions; of addr */
+    uint64_t templates, limit_hits, flows, datagrams; /* sums, of addr */
+    uint8_t port_seen[65536];  /* of addr */
+} sess_probe;
+
+static void probe_session(void *ud, const fdx_nf_session_stats *st)
+{
+    sess_probe *p = ud;
+
+    p->n++;
+    if (fdx_addr_cmp(&st->exporter, &p->addr) != 0)
+        return;
+    p->n_addr++;
+    p->templates += st->templates;
+    p->limit_hits += st->limit_hits;
+    p->flows += st->flows;
+    p->datagrams += st->datagrams;
+    p->port_seen[st->port] = 1;
+}
+
+static sess_probe *probe(const fdx_nf_decoder *d, const char *addr)
+{
+    static sess_probe p;
+
+    memset(&p, 0, sizeof(p));
+    assert_int_equal(fdx_addr_parse(&p.addr, addr), 0);
+    fdx_nf_decoder_sessions(d, probe_session, &p);
+    return &p;
+}
+
+/*
+ * 300 sessions from new source ports, one every 10 s, beside one live
+ * exporter sending every 10 s: once the 256 are full, each new one evicts
+ * the least recently used (idle 2550 s), one info line each, and the
+ * live exporter, the oldest created, keeps its session and template.
+ * A port that was evicted comes back as a new session without template.
+ */
+static void test_session_evict_lru(void **state)
+{
+    log_sink ls = {0, ""};
+    fdx_logger log = {log_collect, &ls, FDX_LOG_INFO};
+    fdx_nf_decoder *d = fdx_nf_decoder_new(NULL, &log);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    sess_probe *p;
+    buf b;
+
+    (void)state;
+    for (unsigned i = 0; i < 300; i++) {
+        uint64_t t = T0_MS + i * 10000ull;
+
+        v9_header(&b, i + 1, 1);
+        v9_template_256(&b);
+        v9_data_256(&b, 100 + i);
+        assert_int_equal(feed_buf(d, "192.0.2.1", 2055, &b, t, s), 1);
+        v9_header(&b, 1, 1);
+        v9_template_256(&b);
+        assert_int_equal(feed_buf(d, "198.51.100.9", (uint16_t)(10000 + i),
+                                  &b, t, s), 0);
+    }
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.sessions_evicted, 300 - 255);
+    assert_int_equal(st.refused, 0);
+    assert_int_equal(st.sessions_expired, 0);
+    assert_int_equal(st.datagrams, 600);
+    assert_int_equal(ls.lines, 45);
+    assert_non_null(strstr(ls.last, "netflow: session evicted "
+                           "exporter=198.51.100.9 port=10044 version=9 "
+                           "domain=1 idle_s=2550 templates=1"));
+    p = probe(d, "198.51.100.9");
+    assert_int_equal(p->n, 256);
+    assert_int_equal(p->n_addr, 255);
+    for (unsigned i = 0; i < 300; i++)
+        assert_int_equal(p->port_seen[10000 + i], i >= 45);
+    p = probe(d, "192.0.2.1");
+    assert_int_equal(p->n_addr, 1);
+    assert_int_equal(p->datagrams, 300);
+    assert_int_equal(p->flows, 300);
+    assert_int_equal(p->templates, 1);
+
+    v9_header(&b, 2, 1);                 /* port 10000 again: data only */
+    v9_data_256(&b, 1);
+    assert_int_equal(feed_buf(d, "198.51.100.9", 10000, &b,
+                              T0_MS + 3000000, s), 0);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.sessions_evicted, 46);
+    assert_int_equal(st.no_template, 1);
+    assert_int_equal(st.flows, 300);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/*
+ * A full table of sessions active within the last 10 minutes refuses a
+ * new one (counted), up to the last millisecond; at 10 minutes of
+ * idleness the oldest makes room.  A receive time earlier than the
+ * sessions' own is no idleness at all.
+ */
+static void test_session_table_recent_refused(void **state)
+{
+    fdx_nf_decoder *d = dec_new(NULL);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_read_stats st;
+    buf b;
+
+    (void)state;
+    v9_header(&b, 1, 1);
+    v9_template_256(&b);
+    for (unsigned i = 0; i < 256; i++)
+        assert_int_equal(feed_buf(d, "192.0.2.7", (uint16_t)(20000 + i),
+                                  &b, T0_MS + i * 1000ull, s), 0);
+    assert_int_equal(feed_buf(d, "192.0.2.7", 30000, &b, T0_MS + 300000,
+                              s), FDX_ELIMIT);
+    assert_int_equal(feed_buf(d, "192.0.2.7", 30000, &b, T0_MS + 599999,
+                              s), FDX_ELIMIT);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.refused, 2);
+    assert_int_equal(st.sessions_evicted, 0);
+    assert_int_equal(st.limit_hits, 2);
+    assert_int_equal(st.datagrams, 256);
+
+    assert_int_equal(feed_buf(d, "192.0.2.7", 30000, &b, T0_MS + 600000,
+                              s), 0);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.sessions_evicted, 1);
+    assert_int_equal(st.datagrams, 257);
+    assert_int_equal(probe(d, "192.0.2.7")->port_seen[20000], 0);
+    assert_int_equal(probe(d, "192.0.2.7")->port_seen[30000], 1);
+
+    assert_int_equal(feed_buf(d, "192.0.2.7", 30001, &b, T0_MS, s),
+                     FDX_ELIMIT);         /* time went backwards */
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.refused, 3);
+    assert_int_equal(st.sessions_evicted, 1);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/*
+ * Exporter A holds two templates (3392 of a 4096-byte budget), then goes
+ * quiet.  B's template does not fit while A's session lives, at one hour
+ * of A's idleness included; one millisecond later A's session has
+ * expired, its bytes are back and B's template is taken.  A's data then
+ * finds no template.  Without max_idle_s, A's template outlives any gap.
+ */
+/* A record of ipfix_template_n(): octets (IE 1), then zeros. */
+static void ipfix_data_octets(buf *b, uint16_t id, unsigned nfields,
+                              uint32_t octets)
+{
+    size_t off = b->n;
+
+    put16(b, id); put16(b, 0);
+    for (unsigned f = 0; f < nfields; f++)
+        put32(b, f == 0 ? octets : 0);
+    set_done(b, off);
+}
+
+static void idle_exporter_a(fdx_nf_decoder *d, sink *s)
+{
+    buf b;
+
+    ipfix_header(&b, 0, 1);
+    ipfix_template_n(&b, 300, 200);
+    ipfix_data_octets(&b, 300, 200, 1000);
+    ipfix_done(&b);
+    assert_int_equal(feed_buf(d, "192.0.2.1", 2055, &b, T0_MS, s), 1);
+    ipfix_header(&b, 1, 1);
+    ipfix_template_n(&b, 301, 200);
+    ipfix_done(&b);
+    assert_int_equal(feed_buf(d, "192.0.2.1", 2055, &b, T0_MS, s), 0);
+}
+
+static void test_session_idle_expiry(void **state)
+{
+    fdx_nf_limits lim = {0, 0, 0, 0, 4096, 0, 3600};
+    log_sink ls = {0, ""};
+    fdx_logger log = {log_collect, &ls, FDX_LOG_INFO};
+    fdx_nf_decoder *d = fdx_nf_decoder_new(&lim, &log);
+    sink *s = calloc(1, sizeof(*s));
+    const uint64_t at[3] = {3000000, 3600000, 3600001};
+    fdx_read_stats st;
+    buf b;
+
+    (void)state;
+    idle_exporter_a(d, s);
+    for (int k = 0; k < 3; k++) {
+        ipfix_header(&b, 0, 1);
+        ipfix_template_n(&b, 400, 200);
+        ipfix_done(&b);
+        feed_buf(d, "192.0.2.1", 2056, &b, T0_MS + at[k], s);
+        fdx_nf_decoder_stats(d, &st);
+        assert_int_equal(st.limit_hits, k < 2 ? k + 1 : 2);
+        assert_int_equal(st.sessions_expired, k < 2 ? 0 : 1);
+    }
+    assert_non_null(strstr(ls.last, "netflow: session expired "
+                           "exporter=192.0.2.1 port=2055 version=10 "
+                           "domain=1 idle_s=3600 templates=2"));
+    ipfix_header(&b, 0, 1);
+    ipfix_data_octets(&b, 400, 200, 4000);
+    ipfix_done(&b);
+    assert_int_equal(feed_buf(d, "192.0.2.1", 2056, &b, T0_MS + at[2], s),
+                     1);
+    ipfix_header(&b, 2, 1);              /* A again: a new session */
+    ipfix_data_octets(&b, 300, 200, 1000);
+    ipfix_done(&b);
+    assert_int_equal(feed_buf(d, "192.0.2.1", 2055, &b, T0_MS + at[2], s),
+                     0);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.no_template, 1);
+    assert_int_equal(st.flows, 2);
+    assert_int_equal(probe(d, "192.0.2.1")->n, 2);
+    assert_int_equal(probe(d, "192.0.2.1")->templates, 1);
+    fdx_nf_decoder_free(d);
+
+    lim.max_idle_s = 0;                  /* a capture: 10 days of gap */
+    d = dec_new(&lim);
+    idle_exporter_a(d, s);
+    ipfix_header(&b, 2, 1);
+    ipfix_data_octets(&b, 300, 200, 1000);
+    ipfix_done(&b);
+    s->n = 0;
+    assert_int_equal(feed_buf(d, "192.0.2.1", 2055, &b,
+                              T0_MS + 10 * 86400000ull, s), 1);
+    assert_int_equal(s->f[0].octets, 1000);
+    fdx_nf_decoder_stats(d, &st);
+    assert_int_equal(st.sessions_expired + st.no_template, 0);
+    fdx_nf_decoder_free(d);
+    free(s);
+}
+
+/*
+ * An exporter flooding templates over 8 observation domains (5 MB of
+ * them) against a 4 MiB budget: held to its 1 MiB share, its cap hits
+ * counted in its sessions, while a second exporter's 63 large templates
+ * and one more are still taken and its data decoded.  With the share as
+ * large as the budget, the flood takes it all and the second exporter's
+ * templates are refused.
+ */
+static uint64_t flood_then_templates(fdx_nf_decoder *d, sink *s,
+                                     uint8_t *m)
+{
+    uint16_t next_id = 256;
+    fdx_read_stats st;
+    size_t n;
+    buf b;
+
+    for (unsigned domain = 0; domain < 8; domain++)
+        for (int k = 0; k < 5; k++) {
+            n = flood_templates(m, &next_id, 256);
+            m[15] = (uint8_t)domain;
+            feed_from(d, "203.0.113.5", 4739, m, n, T0_MS, s);
+        }
+    next_id = 1000;
+    n = flood_templates(m, &next_id, 256); /* 63 templates */
+    feed_from(d, "192.0.2.1", 4739, m, n, T0_MS, s);
+    ipfix_header(&b, 0, 0);
+    ipfix_template_n(&b, 300, 100);
+    ipfix_data_octets(&b, 300, 100, 5555);
+    ipfix_done(&b);
+    s->n = 0;
+    feed_buf(d, "192.0.2.1", 4739, &b, T0_MS, s);
+    fdx_nf_decoder_stats(d, &st);
+    return st.limit_hits;
+}
+
+static void test_exporter_template_share(void **state)
+{
+    fdx_nf_limits lim = {0, 0, 0, 0, 4u << 20, 0, 0};
+    uint8_t *m = malloc(65536);
+    sink *s = calloc(1, sizeof(*s));
+    fdx_nf_decoder *d = dec_new(&lim);
+    uint64_t hits = flood_then_templates(d, s, m);
+    sess_probe *p = probe(d, "203.0.113.5");
+
+    (void)state;
+    assert_int_equal(p->n_addr, 8);
+    assert_true(p->limit_hits > 0);
+    assert_int_equal(p->limit_hits, hits); /* all of them the flood's */
+    assert_true(p->templates * 256 * 8 <= 1u << 20);
+    assert_true(p->templates * 256 * 8 > (1u << 20) - 2 * 65536);
+    assert_int_equal(s->n, 1);
+    assert_int_equal(s->f[0].octets, 5555);
+    p = probe(d, "192.0.2.1");
+    assert_int_equal(p->templates, 64);
+    assert_int_equal(p->limit_hits, 0);
+    fdx_nf_decoder_free(d);
+
+    lim.max_exporter_template_bytes = lim.max_template_bytes;
+    d = dec_new(&lim);
+    flood_then_templates(d, s, m);
+    assert_true(probe(d, "203.0.113.5")->templates * 256 * 8 >
+                (4u << 20) - 2 * 65536);
+    p = probe(d, "192.0.2.1");
+    assert_true(p->templates < 16);
+    assert_true(p->limit_hits > 48);
+    fdx_nf_decoder_free(d);
+    free(s);
     free(m);
 }
 
@@ -1817,6 +2150,10 @@ int main(void)
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_fuzz_mutations),
         cmocka_unit_test(test_memory_bound),
+        cmocka_unit_test(test_session_evict_lru),
+        cmocka_unit_test(test_session_table_recent_refused),
+        cmocka_unit_test(test_session_idle_expiry),
+        cmocka_unit_test(test_exporter_template_share),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

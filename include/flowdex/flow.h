@@ -81,6 +81,8 @@ typedef struct fdx_read_stats {
     uint64_t seq_lost;         /* records/datagrams missing by sequence */
     uint64_t limit_hits;       /* a documented cap was reached */
     uint64_t refused;          /* datagrams refused at the session cap */
+    uint64_t sessions_evicted; /* idle sessions freed for a new one */
+    uint64_t sessions_expired; /* sessions freed after max_idle_s */
 } fdx_read_stats;
 
 /*
@@ -100,6 +102,7 @@ typedef struct fdx_nf_session_stats {
     uint64_t bad_records;
     uint64_t no_template;      /* data sets dropped or still waiting */
     uint64_t seq_lost;
+    uint64_t limit_hits;       /* caps this session reached */
 } fdx_nf_session_stats;
 
 /* Called once per session; the record is only valid during the call. */
@@ -113,15 +116,31 @@ typedef struct fdx_nf_decoder fdx_nf_decoder;
 
 /*
  * Caps that bound a decoder's memory whatever arrives; 0 means default
- * (in brackets).  Each cap reached is counted in limit_hits and logged:
+ * (in brackets).  Each cap reached is counted in limit_hits (and in the
+ * session's own) and logged:
  *   max_exporters       exporter sessions (address, port, version,
- *                       domain) [256]; a datagram of one more is refused
+ *                       domain) [256].  When the table is full, a new
+ *                       session replaces the least recently used one if
+ *                       that one received nothing for 10 minutes (counted
+ *                       in sessions_evicted); else its datagram is refused
  *   max_templates       templates and options templates per session [1024]
  *   max_fields          fields per template [256]; a longer one is refused
  *   max_pending_bytes   early data sets kept per session, at most 16 of
  *                       them, each for 64 datagrams [64 KiB]; the oldest
  *                       make room
  *   max_template_bytes  all templates of the decoder together [16 MiB]
+ *   max_exporter_template_bytes
+ *                       templates of all sessions of one exporter address
+ *                       [max_template_bytes / 8, at least 1 MiB; 2 MiB
+ *                       with the defaults], at most max_template_bytes,
+ *                       so that one exporter cannot take the whole budget
+ *   max_idle_s          a session that received nothing for longer is
+ *                       freed with its templates (sessions_expired), by
+ *                       the receive times given to fdx_nf_decode().
+ *                       0 (the default): never, as a capture read later
+ *                       may have gaps after which its templates still
+ *                       hold; a collector should set it (flowdex collect:
+ *                       3600)
  * A decoder never holds more than
  *   max_template_bytes + max_exporters * (max_pending_bytes + 4 KiB)
  * bytes: 33 MiB with the defaults.
@@ -132,6 +151,8 @@ typedef struct fdx_nf_limits {
     uint32_t max_fields;
     uint32_t max_pending_bytes;
     uint32_t max_template_bytes;
+    uint32_t max_exporter_template_bytes;
+    uint32_t max_idle_s;
 } fdx_nf_limits;
 
 /* Bytes of session state per exporter allowed for in that bound. */
@@ -147,11 +168,13 @@ fdx_nf_decoder *fdx_nf_decoder_new(const fdx_nf_limits *limits,
 void fdx_nf_decoder_free(fdx_nf_decoder *dec);
 
 /*
- * Decodes one export datagram received from exporter:port at recv_ms.
- * Malformed parts are skipped, counted and logged; whatever can safely be
- * decoded is still passed to fn.  Returns the number of records passed to
- * fn, a negative FDX_E* code when the whole datagram was rejected, or the
- * non-zero value fn returned to stop.
+ * Decodes one export datagram received from exporter:port at recv_ms
+ * (UTC ms), which is also the clock by which sessions are idle (see
+ * fdx_nf_limits; a time before a session's last datagram counts as no
+ * idleness).  Malformed parts are skipped, counted and logged; whatever
+ * can safely be decoded is still passed to fn.  Returns the number of
+ * records passed to fn, a negative FDX_E* code when the whole datagram
+ * was rejected, or the non-zero value fn returned to stop.
  */
 int fdx_nf_decode(fdx_nf_decoder *dec, const fdx_addr *exporter,
                   uint16_t port, const uint8_t *buf, size_t len,
