@@ -208,6 +208,11 @@ static void put_decoder(FILE *out, const collect *c)
          "documented cap was reached.", r.limit_hits},
         {"flowdex_decoder_refused_datagrams_total", "counter", "Datagrams "
          "of a new session refused at the session cap.", r.refused},
+        {"flowdex_decoder_sessions_evicted_total", "counter", "Sessions "
+         "silent for 10 minutes freed for a new one at the session cap.",
+         r.sessions_evicted},
+        {"flowdex_decoder_sessions_expired_total", "counter", "Sessions "
+         "freed after an hour of silence.", r.sessions_expired},
     };
 
     put_scalars(out, s, sizeof(s) / sizeof(s[0]));

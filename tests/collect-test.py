@@ -625,7 +625,9 @@ STATUS_METRICS = {
         ("no_template", "no_template_total"),
         ("seq_lost", "sequence_lost_total"),
         ("limit_hits", "limit_hits_total"),
-        ("refused", "refused_datagrams_total")]],
+        ("refused", "refused_datagrams_total"),
+        ("sessions_evicted", "sessions_evicted_total"),
+        ("sessions_expired", "sessions_expired_total")]],
     "stream": [(k, "flowdex_stream_" + v) for k, v in [
         ("flows", "flows_total"), ("open", "open_connections"),
         ("connections", "connections_total"),
