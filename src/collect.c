@@ -70,19 +70,35 @@ void collect_free(collect *c)
     c->dec = NULL;
 }
 
-/* The counters of sender addr:port; past the table, the shared row. */
+static size_t exporter_slot(const fdx_addr *a, uint16_t port)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ port;
+
+    for (size_t i = 0; i < sizeof(a->b); i++)
+        h = (h ^ a->b[i]) * 0x100000001b3ULL;
+    return (size_t)(h ^ (h >> 29)) % (2 * COLLECT_EXPORTERS_MAX);
+}
+
+/* The counters of sender addr:port; past the table, the shared row.
+ * Rows are never removed, so the index only grows; at most half full,
+ * a probe ends at an empty slot. */
 static collect_exporter *exporter_get(collect *c, const fdx_addr *a,
                                       uint16_t port)
 {
-    /* TODO: a linear scan; a hash would suit thousands of exporters. */
-    for (size_t i = 0; i < c->nexp; i++)
-        if (c->exp[i].port == port && fdx_addr_cmp(&c->exp[i].addr, a) == 0)
-            return &c->exp[i];
+    size_t n = 2 * COLLECT_EXPORTERS_MAX, i = exporter_slot(a, port);
+
+    for (; c->exp_index[i] != 0; i = (i + 1) % n) {
+        collect_exporter *e = &c->exp[c->exp_index[i] - 1];
+
+        if (e->port == port && fdx_addr_cmp(&e->addr, a) == 0)
+            return e;
+    }
     if (c->nexp == COLLECT_EXPORTERS_MAX)
         return &c->other;
     memset(&c->exp[c->nexp], 0, sizeof(c->exp[0]));
     c->exp[c->nexp].addr = *a;
     c->exp[c->nexp].port = port;
+    c->exp_index[i] = (uint16_t)(c->nexp + 1);
     return &c->exp[c->nexp++];
 }
 

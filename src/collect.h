@@ -38,6 +38,8 @@ typedef struct collect {
 
     collect_exporter exp[COLLECT_EXPORTERS_MAX];
     size_t nexp;
+    /* exp's rows by sender, open addressing: row + 1, 0 for empty */
+    uint16_t exp_index[2 * COLLECT_EXPORTERS_MAX];
     collect_exporter other;        /* senders beyond the table */
 
     /* The flow clock: the latest record end seen, and the wall time

@@ -329,6 +329,39 @@ def test_allow(flowdex, catalog, exports, tmp):
              % (dropped, len(dgrams), used))
     print("ok - allow: %d datagrams from 127.0.0.2 dropped" % dropped)
     compare(flowdex, catalog, pcap, store, "allow")
+    many_senders(flowdex, catalog, tmp)
+
+
+def many_senders(flowdex, catalog, tmp):
+    """1,100 senders (source ports), one datagram each, over a first
+    one sent again: 1,024 rows of their own, then the shared row, and
+    the first one's row found again among them."""
+    c = Collector(flowdex, catalog, os.path.join(tmp, "senders.db"), tmp)
+    junk = b"\x00\x05\x00\x00" + bytes(20)     # v5, no records
+    first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    first.bind(("127.0.0.1", 0))
+    first.sendto(junk, ("127.0.0.1", c.port))
+    for _ in range(1099):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.sendto(junk, ("127.0.0.1", c.port))
+        s.close()
+        time.sleep(0.0005)
+    first.sendto(junk, ("127.0.0.1", c.port))
+    c.wait_commit()
+    rows = c.counters()
+    if c.stop() != 0:
+        fail("senders: collector failed")
+    own = [k for k in rows if k.startswith("exporter=127.0.0.1:")]
+    mine = rows.get("exporter=127.0.0.1:%d" % first.getsockname()[1])
+    other = rows.get("exporter=other")
+    total = sum(int(rows[k]["received"]) for k in own)
+    if (len(own) != 1024 or mine is None or int(mine["received"]) != 2 or
+            other is None or total + int(other["received"]) != 1101):
+        fail("senders: %d rows, first %s, other %s" % (len(own), mine,
+                                                      other))
+    print("ok - senders: 1,024 rows of their own, %s datagrams in the "
+          "shared row" % other["received"])
 
 
 def template_flood(port, count):
