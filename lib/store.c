@@ -460,23 +460,40 @@ static int merge_keep_text(void *ud, const char *text)
     return 0;
 }
 
-/* The text of n scores; NULL when out of memory. */
+static const char *or_empty(const char *s)
+{
+    return s != NULL ? s : "";
+}
+
+/* The text of n scores; NULL when out of memory.  A field holding a tab
+ * or a newline (no catalog has one) would be read back wrong, so such a
+ * hypothesis is left out. */
 static char *scores_text(const fdx_os_score *sc, size_t n)
 {
     size_t cap = 1, len = 0;
     char *buf;
 
     for (size_t i = 0; i < n; i++)
-        cap += strlen(sc[i].family) + strlen(sc[i].release) +
-               strlen(sc[i].codename) + strlen(sc[i].arch) + 40;
+        cap += strlen(or_empty(sc[i].family)) +
+               strlen(or_empty(sc[i].release)) +
+               strlen(or_empty(sc[i].codename)) +
+               strlen(or_empty(sc[i].arch)) + 40;
     if ((buf = fdx__malloc(cap)) == NULL)
         return NULL;
     buf[0] = '\0';
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s\t%s\t%s\t%s\t"
-                                "%.17g\t%d\n", sc[i].family, sc[i].release,
-                                sc[i].codename, sc[i].arch, sc[i].score,
-                                sc[i].arch_evidence ? 1 : 0);
+    for (size_t i = 0; i < n; i++) {
+        const char *f[4] = {or_empty(sc[i].family), or_empty(sc[i].release),
+                            or_empty(sc[i].codename), or_empty(sc[i].arch)};
+        int plain = isfinite(sc[i].score);
+
+        for (int k = 0; k < 4; k++)
+            plain = plain && strpbrk(f[k], "\t\n") == NULL;
+        if (plain)
+            len += (size_t)snprintf(buf + len, cap - len,
+                                    "%s\t%s\t%s\t%s\t%.17g\t%d\n", f[0],
+                                    f[1], f[2], f[3], sc[i].score,
+                                    sc[i].arch_evidence ? 1 : 0);
+    }
     return buf;
 }
 
