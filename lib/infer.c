@@ -482,7 +482,7 @@ static int same_text(const char *a, const char *b)
     return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-static int same_hyp(const fdx_os_score *a, const fdx_os_score *b)
+int fdx__os_same_hyp(const fdx_os_score *a, const fdx_os_score *b)
 {
     return same_text(a->family, b->family) &&
            same_text(a->release, b->release) &&
@@ -514,12 +514,12 @@ void fdx__os_merge_full(const fdx_os_score *sc, size_t n, int always,
         double sum = 0;
         size_t k;
 
-        for (k = 0; k < i && !same_hyp(&sc[k], &sc[i]); k++)
+        for (k = 0; k < i && !fdx__os_same_hyp(&sc[k], &sc[i]); k++)
             ;
         if (k < i)
             continue;          /* counted with its first entry */
         for (size_t j = i; j < n; j++)
-            if (same_hyp(&sc[i], &sc[j]))
+            if (fdx__os_same_hyp(&sc[i], &sc[j]))
                 sum += sc[j].score;
         if (best == n || sum > best_score) {
             best = i;
@@ -534,12 +534,12 @@ void fdx__os_merge_full(const fdx_os_score *sc, size_t n, int always,
         double sum = 0;
         size_t k;
 
-        for (k = 0; k < i && !same_hyp(&sc[k], &sc[i]); k++)
+        for (k = 0; k < i && !fdx__os_same_hyp(&sc[k], &sc[i]); k++)
             ;
         if (k < i)
             continue;
         for (size_t j = i; j < n; j++)
-            if (same_hyp(&sc[i], &sc[j]))
+            if (fdx__os_same_hyp(&sc[i], &sc[j]))
                 sum += sc[j].score;
         total += exp(sum - top);
         if (same_text(sc[i].family, sc[best].family) &&
@@ -547,7 +547,7 @@ void fdx__os_merge_full(const fdx_os_score *sc, size_t n, int always,
             rel += exp(sum - top);
     }
     for (size_t j = 0; j < n; j++)
-        if (same_hyp(&sc[j], &sc[best]) && sc[j].arch_evidence)
+        if (fdx__os_same_hyp(&sc[j], &sc[best]) && sc[j].arch_evidence)
             arch_ev = 1;
     if (rel / total < FDX__OS_MIN_P && !always)
         return;

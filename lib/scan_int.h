@@ -340,6 +340,9 @@ int fdx__infer_hosts(fdx_scan *s);
 void fdx__os_merge_full(const fdx_os_score *sc, size_t n, int always,
                         fdx_os_claim *out);
 
+/* True when a and b name the same hypothesis. */
+int fdx__os_same_hyp(const fdx_os_score *a, const fdx_os_score *b);
+
 /* Fills out[0 .. s->nhyps) with host's score per hypothesis from in. */
 void fdx__host_os_scores(const fdx_scan *s, const fdx_host *host,
                          const fdx__host_in *in, fdx_os_score *out);

@@ -270,6 +270,7 @@ void fdx_store_close(fdx_store *st)
     if (st == NULL)
         return;
     st->ops->close(st);
+    fdx_store_rebase(st);
     fdx__free(st->ev_seen);
     fdx__free(st->ev_pend);
     fdx__free(st->uri);
@@ -431,6 +432,8 @@ static const fdx_host *scan_scored_at(const fdx_scan *scan, size_t i,
 typedef struct merge {
     char **texts;              /* the other collectors' score texts */
     size_t ntexts, cap;
+    char *own_old;             /* this collector's, as the store has it */
+    fdx_os_score *eff;         /* this collector's scores with its base */
     fdx_os_score *all;         /* this collector's scores, then theirs */
     size_t nall;
     fdx_store_package *packages;
@@ -445,14 +448,20 @@ static void merge_free(merge *m)
     fdx__free(m->all);
     fdx__free(m->packages);
     fdx__free(m->own);
+    fdx__free(m->own_old);
+    fdx__free(m->eff);
     memset(m, 0, sizeof(*m));
 }
 
-static int merge_keep_text(void *ud, const char *text)
+static int merge_keep_text(void *ud, const char *text, int own)
 {
     merge *m = ud;
     char *cp;
 
+    if (own) {
+        fdx__free(m->own_old);
+        return (m->own_old = fdx__strdup(text)) != NULL ? 0 : FDX_ENOMEM;
+    }
     if (fdx__grow(&m->texts, &m->cap, m->ntexts, sizeof(*m->texts)) < 0 ||
         (cp = fdx__strdup(text)) == NULL)
         return FDX_ENOMEM;
@@ -516,14 +525,26 @@ static int score_line(char *line, fdx_os_score *out)
     out->arch = f[3];
     out->score = strtod(f[4], &end);
     out->arch_evidence = f[5][0] == '1';
-    return end != f[4] && *end == '\0' && isfinite(out->score) ? 0 : -1;
+    for (int k = 0; k < 4; k++)
+        if (f[k][0] == '\0')
+            return -1;
+    /* a host's sum stays far below this: each connection counts at most
+     * a few units, and a collector keeps a few thousand per host */
+    return end != f[4] && *end == '\0' && fabs(out->score) <= 1e9 ? 0 : -1;
 }
 
+/* Lines read of one collector's text: more than any catalog has
+ * hypotheses, few enough that the merge's pairwise sums stay cheap. */
+#define SCORE_LINES_MAX 1024
+
 /* Appends the scores of text (modified in place) to m->all; a line that
- * does not parse is skipped. */
+ * does not parse is skipped, and so is what follows the first
+ * SCORE_LINES_MAX lines. */
 static int parse_scores(merge *m, size_t *cap, char *text)
 {
-    for (char *line = text; *line != '\0';) {
+    size_t lines = 0;
+
+    for (char *line = text; *line != '\0' && lines++ < SCORE_LINES_MAX;) {
         char *nl = strchr(line, '\n');
 
         if (nl != NULL)
@@ -580,6 +601,139 @@ static int merge_packages(merge *m, const fdx_store_host *h,
 }
 
 /*
+ * A collector's base: what its name had written of a host when this
+ * handle first wrote the host, aligned with the host's hypotheses then
+ * (the catalog's, unchanged until fdx_store_rebase()).  The collector's
+ * row is that plus its engine's running sums.
+ */
+struct fdx__base {
+    fdx_addr addr;
+    int used;
+    size_t n;
+    double *score;
+    uint8_t *arch_ev;
+};
+
+static size_t base_hash(const fdx_addr *a, size_t cap)
+{
+    uint64_t h = fdx__mix64(fdx__be64(a->b), fdx__be64(a->b + 8));
+
+    return (size_t)h & (cap - 1);
+}
+
+static struct fdx__base *base_find(fdx_store *st, const fdx_addr *a)
+{
+    if (st->base_cap == 0)
+        return NULL;
+    for (size_t i = base_hash(a, st->base_cap);;
+         i = (i + 1) & (st->base_cap - 1)) {
+        struct fdx__base *b = &st->base[i];
+
+        if (!b->used)
+            return NULL;
+        if (fdx_addr_cmp(&b->addr, a) == 0)
+            return b;
+    }
+}
+
+static void base_free_all(fdx_store *st)
+{
+    for (size_t i = 0; i < st->base_cap; i++) {
+        fdx__free(st->base[i].score);
+        fdx__free(st->base[i].arch_ev);
+    }
+    fdx__free(st->base);
+    st->base = NULL;
+    st->base_cap = st->base_n = 0;
+}
+
+void fdx_store_rebase(fdx_store *st)
+{
+    base_free_all(st);
+}
+
+/* Room for one more entry at most half full; 0 or FDX_ENOMEM. */
+static int base_room(fdx_store *st)
+{
+    size_t cap = st->base_cap ? 2 * st->base_cap : 1024;
+    struct fdx__base *old = st->base, *nb;
+    size_t ocap = st->base_cap;
+
+    if (2 * (st->base_n + 1) <= st->base_cap)
+        return 0;
+    if ((nb = fdx__calloc(cap, sizeof(*nb))) == NULL)
+        return FDX_ENOMEM;
+    for (size_t i = 0; i < ocap; i++) {
+        size_t j;
+
+        if (!old[i].used)
+            continue;
+        for (j = base_hash(&old[i].addr, cap); nb[j].used;
+             j = (j + 1) & (cap - 1))
+            ;
+        nb[j] = old[i];
+    }
+    fdx__free(old);
+    st->base = nb;
+    st->base_cap = cap;
+    return 0;
+}
+
+/* The base of host h from its row as the store had it (own_old, NULL
+ * when none): each of h's hypotheses gets the old row's score for it;
+ * hypotheses of the old row that h lacks are dropped. */
+static struct fdx__base *base_add(fdx_store *st, const fdx_store_host *h,
+                                  char *own_old)
+{
+    struct fdx__base b = {h->addr, 1, h->nscores, NULL, NULL};
+    merge old;
+    size_t cap = 0, i;
+
+    if (base_room(st) < 0 ||
+        (b.score = fdx__calloc(b.n ? b.n : 1, sizeof(*b.score))) == NULL ||
+        (b.arch_ev = fdx__calloc(b.n ? b.n : 1, 1)) == NULL) {
+        fdx__free(b.score);
+        return NULL;
+    }
+    memset(&old, 0, sizeof(old));
+    if (own_old != NULL && parse_scores(&old, &cap, own_old) == 0)
+        for (size_t j = 0; j < old.nall; j++)
+            for (size_t k = 0; k < b.n; k++)
+                if (fdx__os_same_hyp(&old.all[j], &h->scores[k])) {
+                    b.score[k] += old.all[j].score;
+                    b.arch_ev[k] |= old.all[j].arch_evidence != 0;
+                    break;
+                }
+    fdx__free(old.all);
+    for (i = base_hash(&h->addr, st->base_cap); st->base[i].used;
+         i = (i + 1) & (st->base_cap - 1))
+        ;
+    st->base[i] = b;
+    st->base_n++;
+    return &st->base[i];
+}
+
+/* m->eff: h's scores plus the collector's base for the host. */
+static int add_base(fdx_store *st, const fdx_store_host *h, merge *m)
+{
+    struct fdx__base *b = base_find(st, &h->addr);
+
+    m->eff = fdx__malloc((h->nscores ? h->nscores : 1) * sizeof(*m->eff));
+    if (m->eff == NULL)
+        return FDX_ENOMEM;
+    memcpy(m->eff, h->scores, h->nscores * sizeof(*m->eff));
+    if (!st->opts.accumulate_scores)
+        return 0;
+    if (b == NULL && (b = base_add(st, h, m->own_old)) == NULL)
+        return FDX_ENOMEM;
+    for (size_t k = 0; k < h->nscores && k < b->n; k++) {
+        m->eff[k].score += b->score[k];
+        m->eff[k].arch_evidence |= b->arch_ev[k];
+    }
+    return 0;
+}
+
+/*
  * Makes *out, a shallow copy of h with the claims the store's other
  * collectors' scores and h's give together; m owns what it adds.
  */
@@ -592,15 +746,15 @@ static int merge_host(fdx_store *st, const fdx_store_host *h,
     int rc;
 
     *out = *h;
-    if ((m->own = scores_text(h->scores, h->nscores)) == NULL)
-        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
     rc = st->ops->get_scores(st, &h->addr, collector, merge_keep_text, m,
                              err);
     if (rc < 0)
         return rc;
-    if (fdx__grow(&m->all, &cap, h->nscores, sizeof(*m->all)) < 0)
+    if (add_base(st, h, m) < 0 ||
+        (m->own = scores_text(m->eff, h->nscores)) == NULL ||
+        fdx__grow(&m->all, &cap, h->nscores, sizeof(*m->all)) < 0)
         return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
-    memcpy(m->all, h->scores, h->nscores * sizeof(*m->all));
+    memcpy(m->all, m->eff, h->nscores * sizeof(*m->all));
     m->nall = h->nscores;
     for (size_t i = 0; i < m->ntexts; i++)
         if (parse_scores(m, &cap, m->texts[i]) < 0)
@@ -675,20 +829,61 @@ done:
     return rc;
 }
 
+typedef struct host_order {
+    fdx_addr addr;
+    size_t i;
+} host_order;
+
+static int host_order_cmp(const void *a, const void *b)
+{
+    return fdx_addr_cmp(&((const host_order *)a)->addr,
+                        &((const host_order *)b)->addr);
+}
+
+/* Indexes of src's hosts in address order: writers sharing a store take
+ * their hosts' locks in one order, so two batches cannot deadlock.
+ * NULL when out of memory. */
+static size_t *batch_order(host_at_fn at, const void *src, size_t n)
+{
+    host_order *o = fdx__malloc((n ? n : 1) * sizeof(*o));
+    size_t *idx = fdx__malloc((n ? n : 1) * sizeof(*idx));
+
+    if (o == NULL || idx == NULL) {
+        fdx__free(o);
+        fdx__free(idx);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        o[i].addr = at(src, i)->addr;
+        o[i].i = i;
+    }
+    qsort(o, n, sizeof(*o), host_order_cmp);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = o[i].i;
+    fdx__free(o);
+    return idx;
+}
+
 /* Writes hosts 0..n of src in one transaction, or nothing; with sc
  * (room for every hypothesis), src is a scan whose scores go too. */
 static int put_batch(fdx_store *st, const fdx_catalog *cat, host_at_fn at,
                      const void *src, size_t n, const char *collector,
                      fdx_os_score *sc, fdx_error *err)
 {
+    size_t *order;
     int rc;
 
     if (st->opts.read_only)
         return fdx_error_set(err, FDX_EUSAGE, "%s: opened read-only",
                              st->uri);
-    if ((rc = st->ops->begin(st, err)) < 0)
+    if ((order = batch_order(at, src, n)) == NULL)
+        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
+    if ((rc = st->ops->begin(st, err)) < 0) {
+        fdx__free(order);
         return rc;
-    for (size_t i = 0; i < n; i++) {
+    }
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
         const fdx_host *in = at(src, i);
         fdx_store_host h;
         fdx_host tmp;
@@ -706,11 +901,13 @@ static int put_batch(fdx_store *st, const fdx_catalog *cat, host_at_fn at,
     }
     if ((rc = st->ops->commit(st, err)) < 0)
         goto fail;
+    fdx__free(order);
     ev_batch_done(st, 1);
     fdx__log(st->opts.log, FDX_LOG_INFO, "event=store-write store=%s "
              "hosts=%zu", st->uri, n);
     return 0;
 fail:
+    fdx__free(order);
     st->ops->rollback(st);
     ev_batch_done(st, 0);
     return rc;

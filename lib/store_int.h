@@ -13,8 +13,9 @@
  * zeroing *h (the backend frees what is left in *h after the call). */
 typedef int (*fdx__store_row_fn)(void *ud, fdx_store_host *h);
 
-/* Given each text row read; returns 0 or a negative code to stop. */
-typedef int (*fdx__store_text_fn)(void *ud, const char *text);
+/* Given each score text read, own set for the writer's own row;
+ * returns 0 or a negative code to stop. */
+typedef int (*fdx__store_text_fn)(void *ud, const char *text, int own);
 
 typedef struct fdx__store_ops {
     const char *scheme;        /* "sqlite", for messages */
@@ -41,9 +42,9 @@ typedef struct fdx__store_ops {
     int (*each_host)(fdx_store *st, const fdx_addr *only,
                      fdx__store_row_fn fn, void *ud, fdx_error *err);
     int (*stats)(fdx_store *st, fdx_store_stats *out, fdx_error *err);
-    /* The OS scores of the host at addr that collectors other than
-     * collector (NULL: written without one) wrote, one text each (see
-     * store.c for its form); then this collector's, replacing its old. */
+    /* The OS scores of the host at addr, one text per collector (see
+     * store.c for its form), own set for collector's (NULL: written
+     * without one); then this collector's, replacing its old. */
     int (*get_scores)(fdx_store *st, const fdx_addr *addr,
                       const char *collector, fdx__store_text_fn fn, void *ud,
                       fdx_error *err);
@@ -68,6 +69,10 @@ struct fdx_store {
     size_t ev_cap, ev_n;
     uint64_t *ev_pend;
     size_t ev_npend, ev_pcap;
+    /* accumulate_scores: per host, what this writer's name had written
+     * when this handle first wrote the host (store.c) */
+    struct fdx__base *base;
+    size_t base_cap, base_n;
 };
 
 extern const fdx__store_ops fdx__store_sqlite;

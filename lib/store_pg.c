@@ -1016,13 +1016,16 @@ static int pg_get_scores(fdx_store *st, const fdx_addr *addr,
                  "locking a host", err) < 0)
         return FDX_EIO;
     p_text(&p, collector ? collector : "");
-    r = run(st, "SELECT s.scores FROM host_scores s JOIN hosts h"
-            " ON h.id = s.host_id WHERE h.address = $1 AND s.collector <> $2"
+    r = run(st, "SELECT s.scores, s.collector = $2 FROM host_scores s"
+            " JOIN hosts h ON h.id = s.host_id WHERE h.address = $1"
             " ORDER BY s.collector", &p, "reading scores", err);
     if (r == NULL)
         return FDX_EIO;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++)
-        if ((rc = fn(ud, get_text(r, i, 0))) < 0)
+        if (get_text(r, i, 0) != NULL &&
+            (rc = fn(ud, get_text(r, i, 0),
+                     get_text(r, i, 1) != NULL &&
+                         get_text(r, i, 1)[0] == 't')) < 0)
             fdx_error_set(err, rc, "%s: out of memory", st->uri);
     PQclear(r);
     return rc;

@@ -160,8 +160,8 @@ _Static_assert(NMIGRATIONS == FDX_STORE_SCHEMA_VERSION,
       " FROM candidates WHERE evidence_id = ?1 ORDER BY rank")             \
     X(HIST_LIST, "SELECT time_ms, what, name, old_value, new_value,"       \
       " collector FROM history WHERE host_id = ?1 ORDER BY time_ms, id")   \
-    X(SCORES_GET, "SELECT s.scores FROM host_scores s JOIN hosts h"     \
-      " ON h.id = s.host_id WHERE h.address = ?1 AND s.collector <> ?2"    \
+    X(SCORES_GET, "SELECT s.scores, s.collector = ?2 FROM host_scores s"  \
+      " JOIN hosts h ON h.id = s.host_id WHERE h.address = ?1"             \
       " ORDER BY s.collector")                                             \
     X(SCORES_PUT, "INSERT INTO host_scores (host_id, collector, scores,"   \
       " updated_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (host_id,"         \
@@ -1104,7 +1104,8 @@ static int sqlite_get_scores(fdx_store *st, const fdx_addr *addr,
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *text = (const char *)sqlite3_column_text(s, 0);
 
-        if (text != NULL && (rc = fn(ud, text)) < 0) {
+        if (text != NULL &&
+            (rc = fn(ud, text, sqlite3_column_int(s, 1))) < 0) {
             done_row(s);
             return fdx_error_set(err, rc, "%s: out of memory", st->uri);
         }

@@ -155,6 +155,20 @@ static int opt_set_scalar(collect_opts *o, const char *key, const char *v,
     return 0;
 }
 
+/* A collector id goes into the store, the status file's key=value
+ * lines and the metrics' labels: printable, no blanks. */
+static int id_ok(const char *v)
+{
+    size_t n = strlen(v);
+
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] <= ' ' || v[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
 /* The settings taking a path, a name or a list element. */
 static int opt_set_text(collect_opts *o, const char *key, const char *v,
                         const char **why)
@@ -176,6 +190,10 @@ static int opt_set_text(collect_opts *o, const char *key, const char *v,
     } else if (strcmp(key, "store") == 0) {
         o->store = v;
     } else if (strcmp(key, "collector-id") == 0) {
+        *why = "collector-id: expected 1 to 64 printable characters, no "
+               "blanks";
+        if (!id_ok(v))
+            return -1;
         o->collector_id = v;
     } else if (strcmp(key, "user") == 0) {
         o->user = v;
@@ -524,7 +542,8 @@ static int open_catalog(const char *path, fdx_catalog **out)
 
 static int open_store(daemon_state *d)
 {
-    fdx_store_opts so = {&cli_logger, 0, 0};
+    /* a collector's scores add up across its restarts */
+    fdx_store_opts so = {&cli_logger, 0, 0, 1};
     fdx_error err = {0, ""};
     int rc = fdx_store_open(d->opts.store, &so, &d->store, &err);
 
@@ -689,6 +708,9 @@ static void reload_warn_fixed(const collect_opts *old,
     if (!same_text(old->metrics, neu->metrics))
         log_at(FDX_LOG_WARN, "event=reload setting=metrics "
                "note=\"needs a restart; the endpoint is kept\"");
+    if (!same_text(old->collector_id, neu->collector_id))
+        log_at(FDX_LOG_WARN, "event=reload setting=collector-id "
+               "note=\"needs a restart; the name is kept\"");
 }
 
 /*
@@ -747,6 +769,9 @@ static void reload(daemon_state *d)
     neu.nlisten = d->opts.nlisten;
     neu.store = d->opts.store;
     neu.metrics = d->opts.metrics;
+    /* the store holds this name's running sums: a new name would count
+     * the engine's evidence again */
+    neu.collector_id = d->opts.collector_id;
     neu.user = d->opts.user;
     /* the strings of the old settings still in use move over */
     for (size_t i = 0; i < d->opts.nstrings && neu.nstrings < STRINGS_MAX;
@@ -888,6 +913,11 @@ static int daemon_start(daemon_state *d)
     }
     d->col.allow = &d->opts.allow;
     d->col.collector_id = d->opts.collector_id;
+    if (d->opts.collector_id == NULL)
+        log_at(FDX_LOG_WARN, "event=no-collector-id store=%s note=\"give "
+               "each collector sharing a store its own --collector-id; "
+               "without one it shares the unnamed scores with flowdex scan "
+               "--store and other unnamed collectors\"", d->opts.store);
     if (d->opts.allow.n == 0)
         log_at(FDX_LOG_WARN, "event=allow-all note=\"exports are accepted "
                "from any sender; give --allow\"");

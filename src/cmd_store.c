@@ -147,7 +147,7 @@ static int show_host(fdx_store *st, const store_args *a, fdx_error *err)
 static int store_main(int argc, char **argv, int one)
 {
     store_args a;
-    fdx_store_opts so = {&cli_logger, 1, 0};
+    fdx_store_opts so = {&cli_logger, 1, 0, 0};
     fdx_store *st = NULL;
     fdx_error err = {0, ""};
     int rc;
@@ -180,7 +180,7 @@ int cmd_host(int argc, char **argv)
 int cli_store_scan(const char *uri, const fdx_catalog *cat,
                    const fdx_scan *s)
 {
-    fdx_store_opts so = {&cli_logger, 0, 0};
+    fdx_store_opts so = {&cli_logger, 0, 0, 0};
     fdx_store *st = NULL;
     fdx_error err = {0, ""};
     int rc;

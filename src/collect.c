@@ -81,9 +81,11 @@ static size_t exporter_slot(const fdx_addr *a, uint16_t port)
 
 /* The counters of sender addr:port; past the table, the shared row.
  * Rows are never removed, so the index only grows; at most half full,
- * a probe ends at an empty slot. */
+ * a probe ends at an empty slot.  A sender the allow-list refuses gets
+ * a new row only while a quarter of the table is still free, so that
+ * refused senders cannot take every row from the exporters. */
 static collect_exporter *exporter_get(collect *c, const fdx_addr *a,
-                                      uint16_t port)
+                                      uint16_t port, int refused)
 {
     size_t n = 2 * COLLECT_EXPORTERS_MAX, i = exporter_slot(a, port);
 
@@ -93,7 +95,8 @@ static collect_exporter *exporter_get(collect *c, const fdx_addr *a,
         if (e->port == port && fdx_addr_cmp(&e->addr, a) == 0)
             return e;
     }
-    if (c->nexp == COLLECT_EXPORTERS_MAX)
+    if (c->nexp == COLLECT_EXPORTERS_MAX ||
+        (refused && c->nexp >= COLLECT_EXPORTERS_MAX / 4 * 3))
         return &c->other;
     memset(&c->exp[c->nexp], 0, sizeof(c->exp[0]));
     c->exp[c->nexp].addr = *a;
@@ -111,8 +114,9 @@ static int feed_flow(void *ud, const fdx_flow *f)
         f->last_ms > c->clock_ms) {
         uint64_t wall = collect_wall_ms();
 
-        /* a clock far ahead of ours would close everything at once */
-        if (f->last_ms <= wall + 3600000) {
+        /* a clock far ahead of ours would close everything at once:
+         * one record stamped ahead moves it for every exporter */
+        if (f->last_ms <= wall + COLLECT_CLOCK_AHEAD_MS) {
             c->clock_ms = f->last_ms;
             c->clock_wall_ms = wall;
         }
@@ -123,11 +127,12 @@ static int feed_flow(void *ud, const fdx_flow *f)
 void collect_datagram(collect *c, const fdx_addr *sender, uint16_t port,
                       const uint8_t *buf, size_t len)
 {
-    collect_exporter *e = exporter_get(c, sender, port);
+    int refused = c->allow != NULL && !udp_allow_match(c->allow, sender);
+    collect_exporter *e = exporter_get(c, sender, port, refused);
     char a[FDX_ADDRSTRLEN];
     int rc;
 
-    if (c->allow != NULL && !udp_allow_match(c->allow, sender)) {
+    if (refused) {
         e->dropped++;
         return;
     }
@@ -258,6 +263,7 @@ int collect_set_catalog(collect *c, const fdx_catalog *cat, fdx_store *st,
     fdx_stream_free(c->stream);
     c->stream = ns;
     c->cat = cat;
+    fdx_store_rebase(st);  /* the new engine's sums start from zero */
     return 0;
 }
 

@@ -17,6 +17,10 @@
 /* Exporters counted one by one; further senders share one row. */
 #define COLLECT_EXPORTERS_MAX 1024
 
+/* How far ahead of the wall clock a record may move the flow clock:
+ * exporters keeping time by NTP are within seconds. */
+#define COLLECT_CLOCK_AHEAD_MS (5 * 60 * 1000)
+
 typedef struct collect_exporter {
     fdx_addr addr;
     uint16_t port;

@@ -183,7 +183,7 @@ static void make_host(test_host *t, const char *addr, const char *codename,
 
 static fdx_store *open_ok(const char *uri, int read_only)
 {
-    fdx_store_opts o = {NULL, read_only, 0};
+    fdx_store_opts o = {NULL, read_only, 0, 0};
     fdx_error err = {0, ""};
     fdx_store *st = NULL;
     int rc = fdx_store_open(uri, &o, &st, &err);
@@ -286,7 +286,7 @@ static void test_migrate_v1(void **state)
     sql_exec(path, schema_v1);
     /* a read-only open does not migrate, and says so */
     {
-        fdx_store_opts o = {NULL, 1, 0};
+        fdx_store_opts o = {NULL, 1, 0, 0};
 
         assert_int_equal(fdx_store_open(uri, &o, &st, &err), FDX_EVERSION);
         assert_non_null(strstr(err.msg, "v1.db"));
@@ -336,7 +336,7 @@ static void test_refused(void **state)
 
     new_store("missing.db", uri, path, sizeof(path));
     {
-        fdx_store_opts o = {NULL, 1, 0};
+        fdx_store_opts o = {NULL, 1, 0, 0};
 
         assert_int_equal(fdx_store_open(uri, &o, &st, &err), FDX_ENOENT);
     }

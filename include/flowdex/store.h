@@ -36,6 +36,12 @@ typedef struct fdx_store_opts {
     const fdx_logger *log;
     int read_only;             /* no creation, no migration, no writes */
     uint32_t busy_timeout_ms;  /* wait for another writer; 0: 5000 */
+    /* Non-zero for a collector, whose hosts' scores are running sums
+     * of one process's evidence: the sums this collector's name wrote
+     * before (an earlier run of it) are added to them, so that a
+     * restart loses nothing.  Zero (a scan): the writer's scores replace
+     * its old ones, and writing the same scan twice counts it once. */
+    int accumulate_scores;
 } fdx_store_opts;
 
 /* A catalog file, resolved to its strings. */
@@ -202,6 +208,13 @@ int fdx_store_get_host(fdx_store *st, const fdx_addr *addr,
  */
 int fdx_store_prune(fdx_store *st, uint64_t before_ms, uint64_t *removed,
                     fdx_error *err);
+
+/*
+ * For an accumulating store (fdx_store_opts.accumulate_scores): the
+ * writer's running sums start again from zero (its engine was reset),
+ * so what it wrote so far becomes the base of the new sums.
+ */
+void fdx_store_rebase(fdx_store *st);
 
 /* Counts of what the store holds. */
 typedef struct fdx_store_stats {
