@@ -433,7 +433,10 @@ typedef struct merge {
     char **texts;              /* the other collectors' score texts */
     size_t ntexts, cap;
     char *own_old;             /* this collector's, as the store has it */
+    char *old_claims;          /* a copy of it, split into m->claims */
     fdx_os_score *eff;         /* this collector's scores with its base */
+    struct claim *claims;      /* every collector's package claims */
+    size_t nclaims, ccap;
     fdx_os_score *all;         /* this collector's scores, then theirs */
     size_t nall;
     fdx_store_package *packages;
@@ -449,7 +452,9 @@ static void merge_free(merge *m)
     fdx__free(m->packages);
     fdx__free(m->own);
     fdx__free(m->own_old);
+    fdx__free(m->old_claims);
     fdx__free(m->eff);
+    fdx__free(m->claims);
     memset(m, 0, sizeof(*m));
 }
 
@@ -533,14 +538,90 @@ static int score_line(char *line, fdx_os_score *out)
     return end != f[4] && *end == '\0' && fabs(out->score) <= 1e9 ? 0 : -1;
 }
 
+/*
+ * A package claim as a collector made it, under its own best
+ * hypothesis (family, release), with fit: its confidence over the
+ * collector's confidence in that hypothesis.  A merge judges every
+ * collector's claims again, at the merged confidence: a claim too weak
+ * when its collector wrote may count once others have raised the
+ * host's confidence.  In the text, after the scores, a line
+ * "P TAB family TAB release TAB name TAB version TAB arch TAB suite TAB
+ * path TAB size TAB fit TAB time_ms TAB first_seen_ms TAB last_seen_ms".
+ */
+struct claim {
+    const char *family, *release;
+    fdx_store_package p;
+    double fit;
+};
+
+#define CLAIM_FIELDS 13
+
+static uint64_t field_u64(const char *s, int *bad)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+
+    *bad |= end == s || *end != '\0' || s[0] == '-';
+    return (uint64_t)v;
+}
+
+/* Splits one claim line in place; 0, or -1 when malformed. */
+static int claim_line(char *line, struct claim *c)
+{
+    char *f[CLAIM_FIELDS], *end;
+    int bad = 0;
+
+    for (int k = 0; k < CLAIM_FIELDS; k++) {
+        f[k] = line;
+        line = strchr(line, k < CLAIM_FIELDS - 1 ? '\t' : '\0');
+        if (line == NULL)
+            return -1;
+        if (k < CLAIM_FIELDS - 1)
+            *line++ = '\0';
+        if (f[k][0] == '\0')
+            return -1;
+    }
+    memset(c, 0, sizeof(*c));
+    c->family = f[1];
+    c->release = f[2];
+    c->p.file.name = f[3];
+    c->p.file.version = f[4];
+    c->p.file.arch = f[5];
+    c->p.file.suite = f[6];
+    c->p.file.path = f[7];
+    c->p.file.size = field_u64(f[8], &bad);
+    c->fit = strtod(f[9], &end);
+    bad |= end == f[9] || *end != '\0' || !(c->fit > 0 && c->fit <= 1);
+    c->p.time_ms = field_u64(f[10], &bad);
+    c->p.first_seen_ms = field_u64(f[11], &bad);
+    c->p.last_seen_ms = field_u64(f[12], &bad);
+    c->p.evidence = -1;
+    return bad ? -1 : 0;
+}
+
+static int claim_add(merge *m, const struct claim *c)
+{
+    if (fdx__grow(&m->claims, &m->ccap, m->nclaims, sizeof(*m->claims)) < 0)
+        return FDX_ENOMEM;
+    m->claims[m->nclaims++] = *c;
+    return 0;
+}
+
+static int parse_text(merge *m, size_t *cap, char *text, int claims_only);
+
+static int parse_scores(merge *m, size_t *cap, char *text)
+{
+    return parse_text(m, cap, text, 0);
+}
+
 /* Lines read of one collector's text: more than any catalog has
  * hypotheses, few enough that the merge's pairwise sums stay cheap. */
-#define SCORE_LINES_MAX 1024
+#define SCORE_LINES_MAX 4096
 
 /* Appends the scores of text (modified in place) to m->all; a line that
  * does not parse is skipped, and so is what follows the first
  * SCORE_LINES_MAX lines. */
-static int parse_scores(merge *m, size_t *cap, char *text)
+static int parse_text(merge *m, size_t *cap, char *text, int claims_only)
 {
     size_t lines = 0;
 
@@ -549,10 +630,17 @@ static int parse_scores(merge *m, size_t *cap, char *text)
 
         if (nl != NULL)
             *nl = '\0';
-        if (fdx__grow(&m->all, cap, m->nall, sizeof(*m->all)) < 0)
-            return FDX_ENOMEM;
-        if (score_line(line, &m->all[m->nall]) == 0)
-            m->nall++;
+        if (line[0] == 'P' && line[1] == '\t') {
+            struct claim c;
+
+            if (claim_line(line, &c) == 0 && claim_add(m, &c) < 0)
+                return FDX_ENOMEM;
+        } else if (!claims_only) {
+            if (fdx__grow(&m->all, cap, m->nall, sizeof(*m->all)) < 0)
+                return FDX_ENOMEM;
+            if (score_line(line, &m->all[m->nall]) == 0)
+                m->nall++;
+        }
         if (nl == NULL)
             break;
         line = nl + 1;
@@ -560,41 +648,137 @@ static int parse_scores(merge *m, size_t *cap, char *text)
     return 0;
 }
 
-static int same_release(const fdx_os_claim *a, const fdx_os_claim *b)
+static int claim_same(const struct claim *a, const struct claim *b)
 {
-    return a->family != NULL && b->known && a->confidence > 0 &&
-           strcmp(a->family, b->family) == 0 &&
-           strcmp(a->release, b->release) == 0;
+    return strcmp(a->p.file.name, b->p.file.name) == 0 &&
+           strcmp(a->p.file.arch, b->p.file.arch) == 0;
+}
+
+/* This write's own claims into m->claims (first, so that they win over
+ * older copies): h's packages under the collector's own best
+ * hypothesis, whose confidence its engine's scores give again. */
+static int own_claims(merge *m, const fdx_store_host *h)
+{
+    fdx_os_claim own;
+
+    fdx__os_merge_full(h->scores, h->nscores, 1, &own);
+    if (own.family == NULL || !(own.confidence > 0))
+        return 0;
+    for (size_t i = 0; i < h->npackages; i++) {
+        struct claim c;
+
+        memset(&c, 0, sizeof(c));
+        c.family = own.family;
+        c.release = own.release;
+        c.p = h->packages[i];
+        c.fit = h->packages[i].confidence / own.confidence;
+        if (c.fit > 1.0)
+            c.fit = 1.0;
+        if (c.fit > 0 && claim_add(m, &c) < 0)
+            return FDX_ENOMEM;
+    }
+    return 0;
+}
+
+/* Appends claim c as a text line to *buf (grown as needed); fields with
+ * a tab or a newline are left out. */
+static int claim_text(char **buf, size_t *len, size_t *cap,
+                      const struct claim *c)
+{
+    const char *f[7] = {c->family, c->release, c->p.file.name,
+                        c->p.file.version, c->p.file.arch, c->p.file.suite,
+                        c->p.file.path};
+    size_t need = 128;
+    int n;
+
+    for (int k = 0; k < 7; k++) {
+        if (f[k] == NULL || f[k][0] == '\0' || strpbrk(f[k], "\t\n"))
+            return 0;
+        need += strlen(f[k]) + 1;
+    }
+    if (*len + need > *cap) {
+        size_t ncap = 2 * (*len + need);
+        char *nb = fdx__realloc(*buf, ncap);
+
+        if (nb == NULL)
+            return FDX_ENOMEM;
+        *buf = nb;
+        *cap = ncap;
+    }
+    n = snprintf(*buf + *len, *cap - *len, "P\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t"
+                 "%llu\t%.17g\t%llu\t%llu\t%llu\n", f[0], f[1], f[2], f[3],
+                 f[4], f[5], f[6], (unsigned long long)c->p.file.size,
+                 c->fit, (unsigned long long)c->p.time_ms,
+                 (unsigned long long)c->p.first_seen_ms,
+                 (unsigned long long)c->p.last_seen_ms);
+    *len += (size_t)n;
+    return 0;
+}
+
+/* Claim lines kept per collector and host (the most recent first). */
+#define CLAIMS_KEPT_MAX 1024
+
+/*
+ * m->own (the scores) followed by this collector's claims: those of
+ * this write, then, for an accumulating collector, its older ones not
+ * made again (m->claims[0 .. nown) and [old_from .. old_to)).
+ */
+static int own_text(merge *m, size_t nown, size_t old_from, size_t old_to)
+{
+    size_t len = strlen(m->own), cap = len + 1, kept = 0;
+    char *buf = m->own;
+    int rc = 0;
+
+    for (size_t i = 0; i < old_to && rc == 0 && kept < CLAIMS_KEPT_MAX;
+         i++) {
+        int dup = 0;
+
+        if (i >= nown && i < old_from)
+            continue;          /* another collector's */
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = (k < nown || k >= old_from) &&
+                  claim_same(&m->claims[k], &m->claims[i]);
+        if (!dup) {
+            rc = claim_text(&buf, &len, &cap, &m->claims[i]);
+            kept++;
+        }
+    }
+    m->own = buf;
+    return rc;
 }
 
 /*
- * This collector's package claims under the merged claim c.  They were
- * made under its own best hypothesis, with its confidence in it (which
- * its scores give again): a claim's confidence is that confidence
- * over one plus the chance of a fit, so it scales to the merged one.
+ * The package claims of the merged claim c: every collector's claim of
+ * c's release whose fit at c's confidence reaches the least for a
+ * claim, the first of each package (this write's own ahead of the
+ * store's) taken.
  */
-static int merge_packages(merge *m, const fdx_store_host *h,
-                          const fdx_os_claim *c, fdx_store_host *out)
+static int judge_claims(merge *m, const fdx_os_claim *c, fdx_store_host *out)
 {
-    fdx_os_claim own;
-    double scale;
-
     out->npackages = 0;
-    fdx__os_merge_full(h->scores, h->nscores, 1, &own);
-    if (!same_release(&own, c) || h->npackages == 0)
+    out->packages = NULL;
+    if (!c->known || m->nclaims == 0)
         return 0;
-    scale = c->confidence / own.confidence;
-    m->packages = fdx__calloc(h->npackages, sizeof(*m->packages));
+    m->packages = fdx__calloc(m->nclaims, sizeof(*m->packages));
     if (m->packages == NULL)
         return FDX_ENOMEM;
-    for (size_t i = 0; i < h->npackages; i++) {
-        fdx_store_package p = h->packages[i];
+    for (size_t i = 0; i < m->nclaims; i++) {
+        const struct claim *cl = &m->claims[i];
+        double conf = c->confidence * cl->fit;
+        int dup = 0;
 
-        p.confidence *= scale;
-        if (p.confidence > 1.0)
-            p.confidence = 1.0;
-        if (p.confidence >= FDX__PKG_MIN_CONF)
-            m->packages[out->npackages++] = p;
+        if (strcmp(cl->family, c->family) != 0 ||
+            strcmp(cl->release, c->release) != 0 ||
+            conf < FDX__PKG_MIN_CONF)
+            continue;
+        for (size_t k = 0; k < out->npackages && !dup; k++)
+            dup = strcmp(m->packages[k].file.name, cl->p.file.name) == 0 &&
+                  strcmp(m->packages[k].file.arch, cl->p.file.arch) == 0;
+        if (dup)
+            continue;
+        m->packages[out->npackages] = cl->p;
+        m->packages[out->npackages].confidence = conf > 1.0 ? 1.0 : conf;
+        out->npackages++;
     }
     out->packages = m->packages;
     return 0;
@@ -705,6 +889,7 @@ static struct fdx__base *base_add(fdx_store *st, const fdx_store_host *h,
                     break;
                 }
     fdx__free(old.all);
+    fdx__free(old.claims);
     for (i = base_hash(&h->addr, st->base_cap); st->base[i].used;
          i = (i + 1) & (st->base_cap - 1))
         ;
@@ -741,7 +926,7 @@ static int merge_host(fdx_store *st, const fdx_store_host *h,
                       const char *collector, merge *m, fdx_store_host *out,
                       fdx_error *err)
 {
-    size_t cap = 0;
+    size_t cap = 0, nown, old_from, old_to;
     fdx_os_claim c;
     int rc;
 
@@ -750,18 +935,29 @@ static int merge_host(fdx_store *st, const fdx_store_host *h,
                              err);
     if (rc < 0)
         return rc;
-    if (add_base(st, h, m) < 0 ||
+    if (m->own_old != NULL &&
+        (m->old_claims = fdx__strdup(m->own_old)) == NULL)
+        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
+    if (own_claims(m, h) < 0 || add_base(st, h, m) < 0 ||
         (m->own = scores_text(m->eff, h->nscores)) == NULL ||
         fdx__grow(&m->all, &cap, h->nscores, sizeof(*m->all)) < 0)
         return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
     memcpy(m->all, m->eff, h->nscores * sizeof(*m->all));
     m->nall = h->nscores;
+    nown = m->nclaims;
     for (size_t i = 0; i < m->ntexts; i++)
         if (parse_scores(m, &cap, m->texts[i]) < 0)
             return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory",
                                  st->uri);
+    old_from = m->nclaims;
+    /* a collector's earlier claims stay in play across its restarts */
+    if (st->opts.accumulate_scores && m->old_claims != NULL &&
+        parse_text(m, &cap, m->old_claims, 1) < 0)
+        return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
+    old_to = m->nclaims;
     fdx_os_merge(m->all, m->nall, &c);
-    if (merge_packages(m, h, &c, out) < 0)
+    if (judge_claims(m, &c, out) < 0 ||
+        own_text(m, nown, old_from, old_to) < 0)
         return fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
     memset(&out->os, 0, sizeof(out->os));
     if (c.known) {

@@ -36,7 +36,7 @@ FLOWDEX_TEST_POSTGRESQL="postgresql:///flowdex_test?host=$dir&user=postgres"
 export FLOWDEX_TEST_POSTGRESQL
 "$build/tests/test_store"
 # two collectors sharing one PostgreSQL inventory, against one collector
-for how in sites connections restart; do
+for how in sites connections thirds restart; do
     for w in one two; do
         runuser -u postgres -- "$bin/createdb" -h "$dir" "flowdex_${w}_$how"
     done

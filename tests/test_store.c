@@ -727,21 +727,24 @@ static void test_merge(void **state)
     fdx_store_host_free(&h);
 
     /* b: the merged claim; b's package at 0.95 of b's own confidence
-     * becomes 0.95 of the merged one */
+     * becomes 0.95 of the merged one, and a's claim, too weak when a
+     * wrote it, is judged again: 0.9 of the merged confidence */
     put_scored(st, "b", b, entry_of("beta", "3"), 0.95 * pb, 9000);
     assert_int_equal(fdx_store_get_host(st, &addr, &h, &err), 0);
     assert_true(h.os.known);
     assert_string_equal(h.os.codename, "bookworm");
     assert_string_equal(h.os.arch, "amd64");
     assert_true(fabs(h.os.confidence - want.confidence) < 1e-9);
-    assert_int_equal(h.npackages, 1);
-    assert_string_equal(h.packages[0].file.name, "beta");
-    assert_true(fabs(h.packages[0].confidence - 0.95 * want.confidence) <
+    assert_int_equal(h.npackages, 2);
+    assert_string_equal(h.packages[0].file.name, "alpha");
+    assert_true(fabs(h.packages[0].confidence - 0.9 * want.confidence) <
+                1e-9);
+    assert_string_equal(h.packages[1].file.name, "beta");
+    assert_true(fabs(h.packages[1].confidence - 0.95 * want.confidence) <
                 1e-9);
     fdx_store_host_free(&h);
 
-    /* a again: now its package counts, 0.9 of the merged confidence;
-     * one score row per collector */
+    /* a again: the same two; one score row per collector */
     put_scored(st, "a", a, entry_of("alpha", "1.0-1"), 0.9 * pa, 1000);
     assert_int_equal(fdx_store_get_host(st, &addr, &h, &err), 0);
     assert_true(fabs(h.os.confidence - want.confidence) < 1e-9);
