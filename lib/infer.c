@@ -432,32 +432,47 @@ static int arch_evidence(const fdx_scan *s, const fdx_host *host,
     return 0;
 }
 
+/*
+ * The OS claim from the best hypothesis (its names in b) and the sums
+ * against it: rel over its release group's hypotheses, total over all
+ * and the null hypothesis, each exp(score - best's).  Below the least
+ * for a claim out stays unset unless always (then out->known is 0).
+ * Returns 1 when the architecture is likely enough to be claimed, if
+ * the evidence names it (the caller's test, costlier than this).
+ */
+static int claim_from_sums(const fdx_os_score *b, double rel, double total,
+                           int always, fdx_os_claim *out)
+{
+    if (rel / total < FDX__OS_MIN_P && !always)
+        return 0;
+    out->known = rel / total >= FDX__OS_MIN_P;
+    out->family = b->family;
+    out->release = b->release;
+    out->codename = b->codename;
+    out->confidence = rel / total;
+    out->arch_confidence = 1.0 / rel;
+    return out->arch_confidence >= FDX__ARCH_MIN_P;
+}
+
 static void host_os(fdx_scan *s, fdx_host *host, size_t best,
                     const fdx__host_in *in)
 {
-    double total, rel = 0, top;
     const fdx__hyp *b = &s->hyps[best];
+    const fdx_os_score names = {b->family, b->release, b->codename, b->arch,
+                                b->score, 0};
+    double total, rel = 0;
 
     if (s->nhyps == 0)
         return;
-    top = b->score;
-    total = exp(FDX__NULL_SCORE - top);
+    total = exp(FDX__NULL_SCORE - b->score);
     for (size_t h = 0; h < s->nhyps; h++) {
-        double p = exp(s->hyps[h].score - top);
+        double p = exp(s->hyps[h].score - b->score);
 
         total += p;
         if (s->hyps[h].group == b->group)
             rel += p;
     }
-    if (rel / total < FDX__OS_MIN_P && !in->for_merge)
-        return;
-    host->os.known = rel / total >= FDX__OS_MIN_P;
-    host->os.family = b->family;
-    host->os.release = b->release;
-    host->os.codename = b->codename;
-    host->os.confidence = rel / total;
-    host->os.arch_confidence = 1.0 / rel;
-    if (host->os.arch_confidence >= FDX__ARCH_MIN_P &&
+    if (claim_from_sums(&names, rel, total, in->for_merge, &host->os) &&
         arch_evidence(s, host, in, best))
         host->os.arch = b->arch;
 }
@@ -502,62 +517,53 @@ void fdx_os_merge(const fdx_os_score *sc, size_t n, fdx_os_claim *out)
     fdx__os_merge_full(sc, n, 0, out);
 }
 
+/*
+ * Entry i's hypothesis summed over every entry of it, with whether any
+ * had architecture evidence; 0 when an earlier entry names the same
+ * hypothesis (it was counted there).
+ */
+static int hyp_sum(const fdx_os_score *sc, size_t n, size_t i, double *sum,
+                   int *arch_ev)
+{
+    for (size_t k = 0; k < i; k++)
+        if (fdx__os_same_hyp(&sc[k], &sc[i]))
+            return 0;
+    *sum = 0;
+    *arch_ev = 0;
+    for (size_t j = i; j < n; j++)
+        if (fdx__os_same_hyp(&sc[i], &sc[j])) {
+            *sum += sc[j].score;
+            *arch_ev |= sc[j].arch_evidence != 0;
+        }
+    return 1;
+}
+
 void fdx__os_merge_full(const fdx_os_score *sc, size_t n, int always,
                         fdx_os_claim *out)
 {
-    double top = 0, total, rel = 0, best_score = 0;
+    double top = 0, total, rel = 0, sum;
     size_t best = n;
-    int arch_ev = 0;
+    int arch_ev = 0, ev;
 
     memset(out, 0, sizeof(*out));
-    for (size_t i = 0; i < n; i++) {
-        double sum = 0;
-        size_t k;
-
-        for (k = 0; k < i && !fdx__os_same_hyp(&sc[k], &sc[i]); k++)
-            ;
-        if (k < i)
-            continue;          /* counted with its first entry */
-        for (size_t j = i; j < n; j++)
-            if (fdx__os_same_hyp(&sc[i], &sc[j]))
-                sum += sc[j].score;
-        if (best == n || sum > best_score) {
+    for (size_t i = 0; i < n; i++)
+        if (hyp_sum(sc, n, i, &sum, &ev) && (best == n || sum > top)) {
             best = i;
-            best_score = sum;
+            top = sum;
+            arch_ev = ev;
         }
-    }
     if (best == n)
         return;
-    top = best_score;
     total = exp(FDX__NULL_SCORE - top);
     for (size_t i = 0; i < n; i++) {
-        double sum = 0;
-        size_t k;
-
-        for (k = 0; k < i && !fdx__os_same_hyp(&sc[k], &sc[i]); k++)
-            ;
-        if (k < i)
+        if (!hyp_sum(sc, n, i, &sum, &ev))
             continue;
-        for (size_t j = i; j < n; j++)
-            if (fdx__os_same_hyp(&sc[i], &sc[j]))
-                sum += sc[j].score;
         total += exp(sum - top);
         if (same_text(sc[i].family, sc[best].family) &&
             same_text(sc[i].release, sc[best].release))
             rel += exp(sum - top);
     }
-    for (size_t j = 0; j < n; j++)
-        if (fdx__os_same_hyp(&sc[j], &sc[best]) && sc[j].arch_evidence)
-            arch_ev = 1;
-    if (rel / total < FDX__OS_MIN_P && !always)
-        return;
-    out->known = rel / total >= FDX__OS_MIN_P;
-    out->family = sc[best].family;
-    out->release = sc[best].release;
-    out->codename = sc[best].codename;
-    out->confidence = rel / total;
-    out->arch_confidence = 1.0 / rel;
-    if (out->arch_confidence >= FDX__ARCH_MIN_P && arch_ev)
+    if (claim_from_sums(&sc[best], rel, total, always, out) && arch_ev)
         out->arch = sc[best].arch;
 }
 

@@ -383,15 +383,6 @@ static void ev_pend_add(fdx_store *st, uint64_t k)
     st->ev_pend[st->ev_npend++] = k;
 }
 
-/* Whether evidence i of h backs a package claim. */
-static int ev_claimed(const fdx_store_host *h, size_t i)
-{
-    for (size_t k = 0; k < h->npackages; k++)
-        if (h->packages[k].evidence == (int64_t)i)
-            return 1;
-    return 0;
-}
-
 /* Where a batch's hosts come from: an array or a scan. */
 typedef const fdx_host *(*host_at_fn)(const void *src, size_t i);
 
@@ -614,18 +605,21 @@ static int parse_scores(merge *m, size_t *cap, char *text)
     return parse_text(m, cap, text, 0);
 }
 
-/* Lines read of one collector's text: more than any catalog has
- * hypotheses, few enough that the merge's pairwise sums stay cheap. */
-#define SCORE_LINES_MAX 4096
+/* Score lines read of one collector's text: more than any catalog has
+ * hypotheses, few enough that the merge's pairwise sums stay cheap.
+ * Claim lines: as many as a collector keeps per host. */
+#define SCORE_LINES_MAX 1024
+#define CLAIMS_KEPT_MAX 1024
 
-/* Appends the scores of text (modified in place) to m->all; a line that
- * does not parse is skipped, and so is what follows the first
- * SCORE_LINES_MAX lines. */
+/* Appends the scores of text (modified in place) to m->all and its
+ * claims to m->claims; a line that does not parse is skipped, and so
+ * is what follows the first SCORE_LINES_MAX + CLAIMS_KEPT_MAX lines. */
 static int parse_text(merge *m, size_t *cap, char *text, int claims_only)
 {
     size_t lines = 0;
 
-    for (char *line = text; *line != '\0' && lines++ < SCORE_LINES_MAX;) {
+    for (char *line = text; *line != '\0' &&
+                            lines++ < SCORE_LINES_MAX + CLAIMS_KEPT_MAX;) {
         char *nl = strchr(line, '\n');
 
         if (nl != NULL)
@@ -635,7 +629,7 @@ static int parse_text(merge *m, size_t *cap, char *text, int claims_only)
 
             if (claim_line(line, &c) == 0 && claim_add(m, &c) < 0)
                 return FDX_ENOMEM;
-        } else if (!claims_only) {
+        } else if (!claims_only && lines <= SCORE_LINES_MAX) {
             if (fdx__grow(&m->all, cap, m->nall, sizeof(*m->all)) < 0)
                 return FDX_ENOMEM;
             if (score_line(line, &m->all[m->nall]) == 0)
@@ -714,9 +708,6 @@ static int claim_text(char **buf, size_t *len, size_t *cap,
     *len += (size_t)n;
     return 0;
 }
-
-/* Claim lines kept per collector and host (the most recent first). */
-#define CLAIMS_KEPT_MAX 1024
 
 /*
  * m->own (the scores) followed by this collector's claims: those of
@@ -1001,10 +992,15 @@ static int store_put_host(fdx_store *st, const fdx_store_host *given,
         rc = fdx_error_set(err, FDX_ENOMEM, "%s: out of memory", st->uri);
         goto done;
     }
+    /* -1 marks the evidence a package claim needs the row id of */
+    for (size_t i = 0; i < h->npackages; i++)
+        if (h->packages[i].evidence >= 0 &&
+            (size_t)h->packages[i].evidence < h->nevidence)
+            ev_ids[h->packages[i].evidence] = -1;
     for (size_t i = 0; i < h->nevidence && rc == 0; i++) {
         uint64_t k = ev_key(&h->addr, &h->evidence[i]);
 
-        if (!ev_claimed(h, i) && ev_seen_has(st, k))
+        if (ev_ids[i] != -1 && ev_seen_has(st, k))
             continue;          /* in the store already, no id needed */
         rc = ops->put_evidence(st, host, &h->evidence[i], collector,
                                &ev_ids[i], err);
