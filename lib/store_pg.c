@@ -74,6 +74,9 @@ static const char *const migrations[] = {
     " updated_ms BIGINT NOT NULL,"
     " PRIMARY KEY (host_id, collector));"
     "CREATE INDEX evidence_by_age ON evidence (last_ms);",
+    /* 4: the package an evidence row backs, found without a scan (a
+     * host's evidence lists whether each row backs a package) */
+    "CREATE INDEX packages_by_evidence ON packages (evidence_id);",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -298,6 +298,9 @@ static void test_migrate_v1(void **state)
                      "WHERE name = 'host_scores'"), 1);
     assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master "
                      "WHERE name = 'candidates'"), 1);
+    /* version 4: a host's evidence list finds its packages by index */
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM sqlite_master "
+                     "WHERE name = 'packages_by_evidence'"), 1);
     fdx_addr_parse(&a, "10.9.9.9");
     assert_int_equal(fdx_store_get_host(st, &a, &h, &err), 0);
     assert_string_equal(h.os.codename, "bookworm");

@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 /* The schema version this library writes (see flowdex-store(5)). */
-#define FDX_STORE_SCHEMA_VERSION 3
+#define FDX_STORE_SCHEMA_VERSION 4
 
 typedef struct fdx_store fdx_store;
 
