@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -36,6 +37,11 @@
 /* datagrams taken from the receive queue before the commit clock and
  * the signals are looked at again */
 #define QUEUE_BURST 1024
+#define WORKER_NICE_STEP 10     /* the matcher's nice above the receiver's */
+#define WORKER_NICE_MAX 19
+#define QUEUE_DEFAULT (256ull << 20)
+#define QUEUE_MIN (1ull << 20)
+#define QUEUE_MAX (64ull << 30)
 
 /* Everything a configuration file or the command line can set. */
 typedef struct collect_opts {
@@ -49,6 +55,7 @@ typedef struct collect_opts {
     unsigned commit_interval_s;
     unsigned retention_days;    /* evidence kept; 0: all of it */
     int rcvbuf_bytes;
+    unsigned long long queue_bytes;
     int use_syslog;
     int log_level;
     int verbosity;              /* -v/-q steps from the command line */
@@ -82,6 +89,7 @@ static void opts_defaults(collect_opts *o)
     o->commit_interval_s = 10;
     o->retention_days = 90;
     o->rcvbuf_bytes = 8 << 20;
+    o->queue_bytes = QUEUE_DEFAULT;
     o->log_level = FDX_LOG_WARN;
 }
 
@@ -94,6 +102,35 @@ static int parse_uint(const char *v, unsigned long max, unsigned long *out)
     errno = 0;
     *out = strtoul(v, &end, 10);
     return errno != 0 || *end != '\0' || *out > max ? -1 : 0;
+}
+
+/* BYTES, or a number with K, M or G (powers of 1024). */
+static int parse_size(const char *v, unsigned long long min,
+                      unsigned long long max, unsigned long long *out)
+{
+    unsigned long long n;
+    unsigned shift = 0;
+    char *end;
+
+    if (*v < '0' || *v > '9')
+        return -1;
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (errno != 0)
+        return -1;
+    if (*end == 'K' || *end == 'k')
+        shift = 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30, end++;
+    if (*end != '\0' || n > (max >> shift))
+        return -1;
+    n <<= shift;
+    if (n < min)
+        return -1;
+    *out = n;
+    return 0;
 }
 
 static int parse_level(const char *v, int *level)
@@ -142,6 +179,10 @@ static int opt_set_scalar(collect_opts *o, const char *key, const char *v,
         if (parse_uint(v, 1u << 30, &n) < 0 || n < 65536)
             return -1;
         o->rcvbuf_bytes = (int)n;
+    } else if (strcmp(key, "queue-size") == 0) {
+        *why = "queue-size: expected bytes (or K, M, G) from 1M to 64G";
+        if (parse_size(v, QUEUE_MIN, QUEUE_MAX, &o->queue_bytes) < 0)
+            return -1;
     } else if (strcmp(key, "syslog") == 0) {
         *why = "syslog: expected yes or no";
         return parse_bool(v, &o->use_syslog);
@@ -247,6 +288,8 @@ static void collect_usage(FILE *f)
         "      --metrics ADDR:PORT serve them as Prometheus text on\n"
         "                          http://ADDR:PORT/metrics (TCP)\n"
         "      --rcvbuf BYTES      receive buffer asked for (8 MiB)\n"
+        "      --queue-size SIZE   datagrams held for the decoder, in\n"
+        "                          bytes or with K, M, G (256M)\n"
         "      --user NAME         drop privileges after binding\n"
         "      --syslog            log to syslog instead of stderr\n"
         "      --log-level LEVEL   error, warning, info or debug\n"
@@ -271,6 +314,7 @@ static const struct option collect_longopts[] = {
     {"status-file", required_argument, NULL, 0},
     {"metrics", required_argument, NULL, 0},
     {"rcvbuf", required_argument, NULL, 0},
+    {"queue-size", required_argument, NULL, 0},
     {"user", required_argument, NULL, 0},
     {"log-level", required_argument, NULL, 0},
     {"syslog", no_argument, NULL, 'S'},
@@ -564,6 +608,14 @@ static void socket_counters(daemon_state *d)
         d->socks[i].queue_drops = c.queue_drops;
         d->socks[i].kernel_drops = c.kernel_drops;
     }
+    if (d->rx != NULL) {
+        rxq_depth q;
+
+        rxq_get_depth(d->rx, &q);
+        d->col.queue_size = q.size;
+        d->col.queue_bytes = q.bytes;
+        d->col.queue_peak = q.peak;
+    }
 }
 
 /* Advances or flushes, writes the store and the status file. */
@@ -708,6 +760,9 @@ static void reload_warn_fixed(const collect_opts *old,
     if (!same_text(old->metrics, neu->metrics))
         log_at(FDX_LOG_WARN, "event=reload setting=metrics "
                "note=\"needs a restart; the endpoint is kept\"");
+    if (old->queue_bytes != neu->queue_bytes)
+        log_at(FDX_LOG_WARN, "event=reload setting=queue-size "
+               "note=\"needs a restart; the queue is kept\"");
     if (!same_text(old->collector_id, neu->collector_id))
         log_at(FDX_LOG_WARN, "event=reload setting=collector-id "
                "note=\"needs a restart; the name is kept\"");
@@ -883,12 +938,34 @@ static void daemon_close(daemon_state *d)
 
 static size_t ring_bytes(const daemon_state *d)
 {
-    size_t most = (size_t)d->opts.rcvbuf_bytes;
+    size_t most = (size_t)d->opts.queue_bytes;
 
     for (size_t i = 0; i < d->nfds; i++)
         if ((size_t)d->socks[i].rcvbuf_bytes > most)
             most = (size_t)d->socks[i].rcvbuf_bytes;
     return most;
+}
+
+/*
+ * The thread that decodes, matches and commits (this one) yields to the
+ * receive thread: on a busy core the receive thread runs first and
+ * the queue absorbs what the matcher has not reached yet.  On Linux a
+ * thread's nice value is its own; the receive thread keeps the
+ * process's.
+ */
+static void lower_worker(void)
+{
+    id_t self = (id_t)gettid();
+    int now;
+
+    errno = 0;
+    now = getpriority(PRIO_PROCESS, self);
+    if (errno == 0 && now < WORKER_NICE_MAX &&
+        setpriority(PRIO_PROCESS, self,
+                    now + WORKER_NICE_STEP > WORKER_NICE_MAX
+                        ? WORKER_NICE_MAX : now + WORKER_NICE_STEP) < 0)
+        log_at(FDX_LOG_DEBUG, "event=nice-failed error=\"%s\"",
+               strerror(errno));
 }
 
 /* Catalog, store, sockets, then privileges: each refusal its own code. */
@@ -905,12 +982,13 @@ static int daemon_start(daemon_state *d)
         return rc;
     if (collect_init(&d->col, d->cat, &cli_logger) < 0)
         return EX_OSERR;
-    /* the queue holds as many bytes as the kernel granted a socket
-     * (twice what was asked): no less room than the socket buffer */
+    /* the queue holds queue-size bytes, and no less than the kernel
+     * granted a socket (twice what was asked) */
     if (rxq_start(&d->rx, d->fds, d->nfds, ring_bytes(d)) < 0) {
         log_at(FDX_LOG_ERR, "event=receive-thread-failed");
         return EX_OSERR;
     }
+    lower_worker();
     d->col.allow = &d->opts.allow;
     d->col.collector_id = d->opts.collector_id;
     if (d->opts.collector_id == NULL)

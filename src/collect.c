@@ -379,11 +379,13 @@ static void status_body(FILE *f, collect *c,
     fprintf(f, "collector=%s pid=%ld started_ms=%" PRIu64
             " written_ms=%" PRIu64 " commits=%" PRIu64
             " commit_failures=%" PRIu64 " hosts_written=%" PRIu64
-            " last_commit_ms=%" PRIu64 " batch_hosts=%zu\n",
+            " last_commit_ms=%" PRIu64 " batch_hosts=%zu"
+            " queue_size=%" PRIu64 " queue_bytes=%" PRIu64
+            " queue_peak=%" PRIu64 "\n",
             c->collector_id ? c->collector_id : "-", (long)getpid(),
             c->started_ms, collect_wall_ms(), c->commits,
             c->commit_failures, c->hosts_written, c->last_commit_ms,
-            c->nbatch);
+            c->nbatch, c->queue_size, c->queue_bytes, c->queue_peak);
     for (size_t i = 0; i < nsocks; i++)
         fprintf(f, "listen=%s rcvbuf=%d datagrams=%" PRIu64
                 " queue_drops=%" PRIu64 " kernel_drops=%" PRIu64 "\n",

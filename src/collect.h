@@ -54,6 +54,9 @@ typedef struct collect {
     fdx_host *batch;
     size_t nbatch, batch_cap;
 
+    /* The receive queue, as the daemon last read it (bytes). */
+    uint64_t queue_size, queue_bytes, queue_peak;
+
     uint64_t commits, commit_failures, hosts_written;
     uint64_t commit_failing;       /* failures since the last success */
     /* last_commit_ms: the end of the last commit that left nothing

@@ -77,6 +77,14 @@ static void put_commits(FILE *out, const collect *c)
          "Hosts written to the store.", c->hosts_written},
         {"flowdex_collect_batch_hosts", "gauge",
          "Hosts recomputed but not yet in the store.", c->nbatch},
+        {"flowdex_queue_size_bytes", "gauge",
+         "Capacity of the queue between the receive thread and the "
+         "decoder.", c->queue_size},
+        {"flowdex_queue_bytes", "gauge",
+         "Bytes of datagrams waiting in that queue.", c->queue_bytes},
+        {"flowdex_queue_peak_bytes", "gauge",
+         "Most bytes the queue held at once since the start.",
+         c->queue_peak},
     };
 
     put_scalars(out, s, sizeof(s) / sizeof(s[0]));

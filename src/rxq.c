@@ -7,7 +7,11 @@
  * acquire load.  An entry is a header and the datagram, padded to 8
  * bytes, never split over the end: when one does not fit before the end,
  * a wrap marker sends the reader back to the start.  A full ring drops
- * the datagram and counts it, as a full socket buffer would.
+ * the datagram and counts it, as a full socket buffer would.  The
+ * writer also wraps early when it finds the ring empty past its first
+ * MiB: the ring is allocated whole but its pages are touched only as
+ * deep as the backlog ever got, so a large queue costs resident memory
+ * only after a burst that needed it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,6 +32,7 @@
 #define RXQ_DGRAM_MAX 65535
 #define RXQ_WRAP UINT32_MAX     /* header len of the wrap marker */
 #define RXQ_RING_MIN (1u << 20)
+#define RXQ_EARLY_WRAP (1u << 20)
 
 typedef struct rxq_hdr {
     uint32_t len;
@@ -43,6 +49,8 @@ struct rxq {
     uint8_t *ring;
     size_t cap;                 /* a multiple of 8 */
     _Atomic uint64_t head, tail;
+    _Atomic uint64_t held;      /* bytes of the entries in the ring */
+    _Atomic uint64_t peak;      /* most held at once */
     uint64_t taken;             /* bytes the item taken spans */
 
     rxq_sock socks[RXQ_SOCKETS_MAX];
@@ -75,17 +83,23 @@ static void ring_put(rxq *q, rxq_sock *s, uint16_t sock,
     uint64_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
     size_t pos = (size_t)(head % q->cap), sz = entry_size(len);
-    size_t to_end = q->cap - pos, need = sz <= to_end ? sz : to_end + sz;
+    size_t to_end = q->cap - pos;
+    /* an empty ring starts over at the front, so that only as many of
+     * its pages are touched as the deepest backlog needed */
+    int wrap = sz > to_end ||
+               (head == tail && pos >= RXQ_EARLY_WRAP && pos >= sz);
+    size_t need = wrap ? to_end + sz : sz;
+    uint64_t held;
     rxq_hdr h;
 
     if (need > q->cap - (size_t)(head - tail)) {
         atomic_fetch_add_explicit(&s->queue_drops, 1, memory_order_relaxed);
         return;
     }
-    if (sz > to_end) {          /* to_end >= 8: room for the marker */
-        uint32_t wrap = RXQ_WRAP;
+    if (wrap) {                 /* to_end >= 8: room for the marker */
+        uint32_t marker = RXQ_WRAP;
 
-        memcpy(q->ring + pos, &wrap, sizeof(wrap));
+        memcpy(q->ring + pos, &marker, sizeof(marker));
         head += to_end;
         pos = 0;
     }
@@ -95,7 +109,11 @@ static void ring_put(rxq *q, rxq_sock *s, uint16_t sock,
     udp_sender(from, &h.sender, &h.port);
     memcpy(q->ring + pos, &h, sizeof(h));
     memcpy(q->ring + pos + sizeof(h), data, len);
+    held = atomic_fetch_add_explicit(&q->held, sz, memory_order_relaxed) +
+           sz;
     atomic_store_explicit(&q->head, head + sz, memory_order_release);
+    if (held > atomic_load_explicit(&q->peak, memory_order_relaxed))
+        atomic_store_explicit(&q->peak, held, memory_order_relaxed);
 }
 
 /* The socket's drop counter, when the kernel attached one. */
@@ -219,7 +237,8 @@ static void rxq_destroy(rxq *q)
     if (q->stop_fd >= 0)
         close(q->stop_fd);
     free(q->bufs);
-    free(q->ring);
+    if (q->ring != NULL)
+        munmap(q->ring, q->cap);
     free(q);
 }
 
@@ -238,7 +257,12 @@ int rxq_start(rxq **out, const int *fds, size_t nfds, size_t ring_bytes)
     q->nsocks = nfds;
     q->cap = (ring_bytes < RXQ_RING_MIN ? RXQ_RING_MIN : ring_bytes) &
              ~(size_t)7;
-    q->ring = malloc(q->cap);
+    /* mapped, not malloc()ed: no allocator (or MALLOC_PERTURB_) touches
+     * the pages before the ring needs them */
+    q->ring = mmap(NULL, q->cap, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (q->ring == MAP_FAILED)
+        q->ring = NULL;
     q->bufs = malloc((size_t)RXQ_BATCH * RXQ_DGRAM_MAX);
     if (q->ring == NULL || q->bufs == NULL) {
         rxq_destroy(q);
@@ -318,8 +342,18 @@ void rxq_release(rxq *q)
 {
     uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
 
+    atomic_fetch_sub_explicit(&q->held, q->taken, memory_order_relaxed);
     atomic_store_explicit(&q->tail, tail + q->taken, memory_order_release);
     q->taken = 0;
+}
+
+void rxq_get_depth(const rxq *q, rxq_depth *out)
+{
+    rxq *m = (rxq *)q;
+
+    out->size = q->cap;
+    out->bytes = atomic_load_explicit(&m->held, memory_order_relaxed);
+    out->peak = atomic_load_explicit(&m->peak, memory_order_relaxed);
 }
 
 void rxq_get_counters(const rxq *q, size_t i, rxq_counters *out)

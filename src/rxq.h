@@ -2,10 +2,11 @@
  * The collector's receive thread and its queue.  One thread reads every
  * listening socket with recvmmsg() into a byte ring; the collector's
  * main thread takes the datagrams from the ring, in the order read, and
- * does everything else (decoding, the stream, commits) as before.  So a
- * commit that takes a second no longer leaves the sockets unread: the
- * datagrams of that second wait in the ring instead of overflowing the
- * kernel's buffer.  One producer, one consumer, no locks.
+ * does everything else (decoding, the stream, commits).  So a commit
+ * that takes seconds, or a burst faster than the matcher, leaves no
+ * socket unread: the datagrams wait in the ring (queue-size, 256 MiB by
+ * default) instead of overflowing the kernel's buffer, and the main
+ * thread catches up after.  One producer, one consumer, no locks.
  */
 #ifndef FLOWDEX_RXQ_H
 #define FLOWDEX_RXQ_H
@@ -59,6 +60,15 @@ void rxq_wake_clear(rxq *q);
  * rxq_take(). */
 int rxq_take(rxq *q, rxq_item *it);
 void rxq_release(rxq *q);
+
+/* How full the ring is, in bytes (headers and padding included). */
+typedef struct rxq_depth {
+    uint64_t size;              /* the ring's capacity */
+    uint64_t bytes;             /* held now */
+    uint64_t peak;              /* most held at once since the start */
+} rxq_depth;
+
+void rxq_get_depth(const rxq *q, rxq_depth *out);
 
 /* Counters of socket i (an index into the fds given to start). */
 void rxq_get_counters(const rxq *q, size_t i, rxq_counters *out);

@@ -547,6 +547,35 @@ def test_config(flowdex, catalog, exports, tmp):
         if rc != 64 or "collector-id" not in err:
             fail("config: --collector-id %r gave %d: %s" % (bad_id, rc, err))
     print("ok - config: a collector id with blanks or empty exits 64")
+    for bad_size in ("12X", "512K", "65G", "-1", "M"):
+        rc, err = exit_code([flowdex, "collect", "--listen",
+                             "127.0.0.1:%d" % free_port(),
+                             "--store", "sqlite:" + os.path.join(tmp,
+                                                                 "q.db"),
+                             "-c", catalog, "--config", os.devnull,
+                             "--queue-size", bad_size])
+        if rc != 64 or "queue-size" not in err:
+            fail("config: --queue-size %r gave %d: %s" % (bad_size, rc, err))
+    c = Collector(flowdex, catalog, os.path.join(tmp, "q.db"), tmp,
+                  extra=["--queue-size", "48M"])
+    replay(list(read_pcap(os.path.join(exports,
+                                       "softflowd-netflow-v5.pcap"))),
+           c.port)
+    c.wait_commit()
+    c.wait_commit()
+    col = next(v for k, v in c.counters().items()
+               if k.startswith("collector="))
+    size, held, peak = (int(col[k]) for k in ("queue_size", "queue_bytes",
+                                               "queue_peak"))
+    # never less than asked, nor than the socket buffer granted (16 MiB
+    # at most here); the replay went through it and it drained
+    if size < 48 << 20 or not 0 < peak <= size or held != 0:
+        fail("config: queue_size=%d queue_bytes=%d queue_peak=%d after "
+             "--queue-size 48M and a replay" % (size, held, peak))
+    if c.stop() != 0:
+        fail("config: the collector with --queue-size failed")
+    print("ok - config: --queue-size 48M gives a queue of %d bytes, peak "
+          "%d, empty once drained; bad sizes exit 64" % (size, peak))
 
     forged = os.path.join(tmp, "forged.fdxc")
     subprocess.run([sys.executable, os.path.join(os.path.dirname(
@@ -660,7 +689,9 @@ STATUS_METRICS = {
                   ("commit_failures",
                    "flowdex_collect_commit_failures_total"),
                   ("hosts_written", "flowdex_collect_hosts_written_total"),
-                  ("batch_hosts", "flowdex_collect_batch_hosts")],
+                  ("batch_hosts", "flowdex_collect_batch_hosts"),
+                  ("queue_size", "flowdex_queue_size_bytes"),
+                  ("queue_peak", "flowdex_queue_peak_bytes")],
     "decoder": [(k, "flowdex_decoder_" + v) for k, v in [
         ("sessions", "sessions"), ("datagrams", "datagrams_total"),
         ("flows", "flows_total"), ("bad_datagrams", "bad_datagrams_total"),
