@@ -886,7 +886,9 @@ static int wait_queue(daemon_state *d, uint64_t next_ms, int busy,
                            (long)(left % 1000) * 1000000};
     pfd[0] = (struct pollfd){rxq_wake_fd(d->rx), POLLIN, 0};
     nhttp = httpd_pollfds(&d->http, pfd + 1);
+    rxq_idle(d->rx, !busy);
     rc = ppoll(pfd, 1 + nhttp, &ts, mask);
+    rxq_idle(d->rx, 0);
     /* with rc 0 it closes the clients past due */
     if (rc >= 0)
         httpd_service(&d->http, pfd + 1, nhttp);

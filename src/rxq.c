@@ -9,9 +9,11 @@
  * a wrap marker sends the reader back to the start.  A full ring drops
  * the datagram and counts it, as a full socket buffer would.  The
  * writer also wraps early when it finds the ring empty past its first
- * MiB: the ring is allocated whole but its pages are touched only as
- * deep as the backlog ever got, so a large queue costs resident memory
- * only after a burst that needed it.
+ * MiB and the reader waiting for it (rxq_idle()): the ring is mapped
+ * whole but its pages are touched only as deep as the backlog ever got,
+ * so a large queue costs resident memory only after a burst that needed
+ * it.  (A reader busy elsewhere would leave the skipped end counted as
+ * held until it came back, and the writer short of room.)
  */
 #include <errno.h>
 #include <poll.h>
@@ -51,6 +53,7 @@ struct rxq {
     _Atomic uint64_t head, tail;
     _Atomic uint64_t held;      /* bytes of the entries in the ring */
     _Atomic uint64_t peak;      /* most held at once */
+    _Atomic int idle;           /* the reader waits for datagrams */
     uint64_t taken;             /* bytes the item taken spans */
 
     rxq_sock socks[RXQ_SOCKETS_MAX];
@@ -85,9 +88,12 @@ static void ring_put(rxq *q, rxq_sock *s, uint16_t sock,
     size_t pos = (size_t)(head % q->cap), sz = entry_size(len);
     size_t to_end = q->cap - pos;
     /* an empty ring starts over at the front, so that only as many of
-     * its pages are touched as the deepest backlog needed */
+     * its pages are touched as the deepest backlog needed; only while
+     * the reader waits, for until it passes the marker the space
+     * skipped counts as held */
     int wrap = sz > to_end ||
-               (head == tail && pos >= RXQ_EARLY_WRAP && pos >= sz);
+               (head == tail && pos >= RXQ_EARLY_WRAP && pos >= sz &&
+                atomic_load_explicit(&q->idle, memory_order_relaxed));
     size_t need = wrap ? to_end + sz : sz;
     uint64_t held;
     rxq_hdr h;
@@ -345,6 +351,11 @@ void rxq_release(rxq *q)
     atomic_fetch_sub_explicit(&q->held, q->taken, memory_order_relaxed);
     atomic_store_explicit(&q->tail, tail + q->taken, memory_order_release);
     q->taken = 0;
+}
+
+void rxq_idle(rxq *q, int idle)
+{
+    atomic_store_explicit(&q->idle, idle != 0, memory_order_relaxed);
 }
 
 void rxq_get_depth(const rxq *q, rxq_depth *out)

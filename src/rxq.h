@@ -61,6 +61,10 @@ void rxq_wake_clear(rxq *q);
 int rxq_take(rxq *q, rxq_item *it);
 void rxq_release(rxq *q);
 
+/* The reader says it is about to wait on the wake descriptor (1) with
+ * nothing left to take, or has woken (0). */
+void rxq_idle(rxq *q, int idle);
+
 /* How full the ring is, in bytes (headers and padding included). */
 typedef struct rxq_depth {
     uint64_t size;              /* the ring's capacity */

@@ -160,9 +160,11 @@ static void test_order_through_wraps(void **state)
     }
     next = take_all(q, next);
     for (int round = 0; round < 40; round++) {
+        rxq_idle(q, 1);
         for (uint32_t k = 0; k < 50; k++)
             send_one(&p, sent++);
         wait_read(q, sent);
+        rxq_idle(q, 0);
         next = take_all(q, next);
         rxq_get_depth(q, &d);
         assert_int_equal(d.bytes, 0);
@@ -177,6 +179,37 @@ static void test_order_through_wraps(void **state)
      * than the ring */
     assert_true(d.peak > (1u << 20));
     assert_true(d.peak <= RING);
+    rxq_free(q);
+    pair_close(&p);
+}
+
+/*
+ * The reader empties the ring 1.4 MB in and goes off (a commit) without
+ * waiting: the writer must keep the whole ring's room, not start over
+ * at the front with the end skipped (and counted as held until the
+ * reader came back).  2.7 MB then fit in the 4 MiB ring.
+ */
+static void test_busy_reader_keeps_room(void **state)
+{
+    pair p;
+    rxq *q;
+    uint32_t sent = 0, next = 0;
+    rxq_counters c;
+
+    (void)state;
+    pair_open(&p);
+    assert_int_equal(rxq_start(&q, &p.rx, 1, RING), 0);
+    for (uint32_t k = 0; k < 300; k++)
+        send_one(&p, sent++);
+    wait_read(q, sent);
+    next = take_all(q, next);
+    for (uint32_t k = 0; k < 600; k++)
+        send_one(&p, sent++);
+    wait_read(q, sent);
+    rxq_get_counters(q, 0, &c);
+    assert_int_equal(c.queue_drops, 0);
+    next = take_all(q, next);
+    assert_int_equal(next, sent);
     rxq_free(q);
     pair_close(&p);
 }
@@ -229,6 +262,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_through_wraps),
+        cmocka_unit_test(test_busy_reader_keeps_room),
         cmocka_unit_test(test_full_ring_drops),
     };
 
