@@ -180,6 +180,7 @@ struct fdx_stream {
     size_t ndirty, dcap;
     uint32_t *scratch;
     double *lr;
+    double *lr_old;             /* a rematch's: the evidence as it was */
     fdx_evidence *hev;          /* recomputation scratch */
     fdx__conn *hconn;
     fdx__conn **hconnp;
@@ -232,9 +233,11 @@ fdx_stream *fdx_stream_new(const fdx_catalog *cat,
     st->scratch = fdx__malloc(FDX__SCRATCH * sizeof(*st->scratch));
     /* lr, then the expected counts fdx__match_conn works in */
     st->lr = fdx__calloc(2 * st->nh, sizeof(*st->lr));
+    st->lr_old = fdx__calloc(2 * st->nh, sizeof(*st->lr_old));
     st->efree = fdx__malloc((st->o.max_servers ? st->o.max_servers : 1) *
                             sizeof(*st->efree));
-    if (st->scratch == NULL || st->lr == NULL || st->efree == NULL)
+    if (st->scratch == NULL || st->lr == NULL || st->lr_old == NULL ||
+        st->efree == NULL)
         goto fail;
     return st;
 fail:
@@ -272,6 +275,7 @@ void fdx_stream_free(fdx_stream *st)
     fdx__free(st->dirty);
     fdx__free(st->scratch);
     fdx__free(st->lr);
+    fdx__free(st->lr_old);
     fdx__free(st->hev);
     fdx__free(st->hconn);
     fdx__free(st->hconnp);
@@ -668,6 +672,9 @@ static int server_set(fdx_stream *st, const fdx__server *sv)
     return 0;
 }
 
+static int ep_rematch(fdx_stream *st, const fdx__server *old,
+                      const fdx__server *neu);
+
 /*
  * Relearns endpoint e from its sample with model.c's calibration.  An
  * HTTP endpoint becomes known once it calibrates; an HTTPS one once an
@@ -693,7 +700,20 @@ static int ep_calibrate(fdx_stream *st, endpoint *e)
     if (!e->known)
         st->newly_known = 1;
     e->known = 1;
-    return server_set(st, &sv);
+    {
+        const fdx__server *cur = fdx__server_find(st->scan, &e->addr,
+                                                  e->port);
+        fdx__server old;
+        int had = cur != NULL;
+
+        if (had)
+            old = *cur;
+        if ((rc = server_set(st, &sv)) < 0)
+            return rc;
+        if (had && memcmp(&old, &sv, sizeof(sv)) != 0)
+            rc = ep_rematch(st, &old, &sv);
+    }
+    return rc;
 }
 
 /* The HTTPS endpoints at a, once an HTTP server there is known. */
@@ -810,6 +830,19 @@ static void host_forget(fdx_stream *st, shost *h)
     h->nev -= k;
     st->ev_total -= k;
     st->st.evidence_dropped += k;
+}
+
+static int host_dirty(fdx_stream *st, uint32_t i)
+{
+    shost *h = &st->hosts[i];
+
+    if (h->dirty)
+        return 0;
+    if (fdx__grow(&st->dirty, &st->dcap, st->ndirty, sizeof(*st->dirty)) < 0)
+        return FDX_ENOMEM;
+    st->dirty[st->ndirty++] = i;
+    h->dirty = 1;
+    return 0;
 }
 
 /* Adds evidence ev, with its scores lr, to its client's host. */
@@ -945,6 +978,77 @@ static int done_match(fdx_stream *st)
             rc = pending_push(st, c);
     }
     st->done.n = 0;
+    return rc;
+}
+
+/*
+ * The server at neu's address and port was calibrated again, and its
+ * model changed: the evidence of its connections, matched with the old
+ * model, is matched again with the new, as a scan matching with the
+ * final model would.  Each host's sums lose what the old evidence
+ * gave and take what the new gives.  An endpoint is recalibrated each
+ * time its connections double, so all rematches of an endpoint cost
+ * about twice its evidence.
+ */
+static void conn_of(const fdx_addr *client, const fdx_evidence *ev,
+                    fdx__conn *c);
+
+/* The counts by kind, one piece of evidence moved from kind a to b. */
+static void kinds_move(fdx_stream *st, uint8_t a, uint8_t b)
+{
+    st->st.identified += (b == FDX_EV_FILE) - (a == FDX_EV_FILE);
+    st->st.ambiguous += (b == FDX_EV_AMBIGUOUS) - (a == FDX_EV_AMBIGUOUS);
+    st->st.multi += (b == FDX_EV_MULTI) - (a == FDX_EV_MULTI);
+    st->st.unmatched += (b == FDX_EV_UNMATCHED) - (a == FDX_EV_UNMATCHED);
+}
+
+static int ep_rematch(fdx_stream *st, const fdx__server *old,
+                      const fdx__server *neu)
+{
+    fdx_scan *s = st->scan;
+    size_t at = server_pos(s, &neu->addr, neu->port);
+    fdx__server *slot = &s->servers[at];
+    int rc = 0;
+
+    for (size_t i = 0; i < st->nhosts && rc == 0; i++) {
+        shost *h = &st->hosts[i];
+        int changed = 0;
+
+        for (size_t j = 0; j < h->nev; j++) {
+            fdx_evidence *ev = &h->ev[j], was, now;
+            fdx__conn c;
+
+            if (ev->server_port != neu->port || ev->kind == FDX_EV_SAMPLED ||
+                fdx__addr_order(&ev->server, &neu->addr) != 0)
+                continue;
+            conn_of(&h->addr, ev, &c);
+            *slot = *old;
+            fdx__match_conn(s, &c, &was, st->lr_old, st->lr_old + st->nh,
+                            st->scratch, FDX__SCRATCH);
+            *slot = *neu;
+            fdx__match_conn(s, &c, &now, st->lr, st->lr + st->nh,
+                            st->scratch, FDX__SCRATCH);
+            st->st.rematched++;
+            if (now.kind == 0 || was.kind == 0)
+                continue;
+            for (size_t k = 0; k < s->nhyps; k++) {
+                uint8_t bit = (uint8_t)(1u << (k % 8));
+                uint8_t *p = &h->pos[j * st->row + k / 8];
+
+                h->score[k] += st->lr[k] - st->lr_old[k];
+                *p = st->lr[k] > 0 ? (uint8_t)(*p | bit)
+                                   : (uint8_t)(*p & ~bit);
+            }
+            memset(&h->memo[j], 0, sizeof(h->memo[j]));
+            kinds_move(st, ev->kind, now.kind);
+            changed = changed || memcmp(ev, &now, sizeof(now)) != 0;
+            *ev = now;
+        }
+        if (changed) {
+            st->st.rematch_hosts++;
+            rc = host_dirty(st, (uint32_t)i);
+        }
+    }
     return rc;
 }
 

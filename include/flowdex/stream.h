@@ -94,6 +94,9 @@ typedef struct fdx_stream_stats {
     uint64_t servers_tracked;   /* endpoints tracked now */
     uint64_t servers_known;     /* repository servers now (HTTP + TLS) */
     uint64_t calibrations;      /* endpoint calibrations run */
+    uint64_t rematched;         /* evidence matched again after its
+                                 * server's model changed */
+    uint64_t rematch_hosts;     /* hosts whose evidence that changed */
     uint64_t pending;           /* connections waiting now */
     uint64_t hosts;             /* hosts with evidence now */
     uint64_t evidence;          /* evidence kept now, all hosts */
