@@ -37,7 +37,7 @@
 /* datagrams taken from the receive queue before the commit clock and
  * the signals are looked at again */
 #define QUEUE_BURST 1024
-#define WORKER_NICE_STEP 10     /* the matcher's nice above the receiver's */
+#define WORKER_NICE_STEP 5      /* the matcher's nice above the receiver's */
 #define WORKER_NICE_MAX 19
 #define QUEUE_DEFAULT (256ull << 20)
 #define QUEUE_MIN (1ull << 20)
@@ -828,6 +828,7 @@ static void reload(daemon_state *d)
      * the engine's evidence again */
     neu.collector_id = d->opts.collector_id;
     neu.user = d->opts.user;
+    neu.queue_bytes = d->opts.queue_bytes;     /* the ring is mapped */
     /* the strings of the old settings still in use move over */
     for (size_t i = 0; i < d->opts.nstrings && neu.nstrings < STRINGS_MAX;
          i++)
@@ -920,8 +921,13 @@ static int run_loop(daemon_state *d)
     log_at(FDX_LOG_INFO, "event=stopping signal=%d", (int)got_stop);
     /* what the thread read before it stopped is counted in, not lost */
     rxq_stop(d->rx);
+    /* a deep queue takes seconds: commits go on meanwhile, so that a
+     * stop timeout's SIGKILL loses the least */
     while (take_queued(d, QUEUE_BURST))
-        ;
+        if (collect_wall_ms() >= next) {
+            (void)commit(d, 0);
+            next = collect_wall_ms() + d->opts.commit_interval_s * 1000ull;
+        }
     return commit(d, 1) < 0 ? EX_IOERR : 0;
 }
 
@@ -986,8 +992,12 @@ static int daemon_start(daemon_state *d)
         return EX_OSERR;
     /* the queue holds queue-size bytes, and no less than the kernel
      * granted a socket (twice what was asked) */
-    if (rxq_start(&d->rx, d->fds, d->nfds, ring_bytes(d)) < 0) {
-        log_at(FDX_LOG_ERR, "event=receive-thread-failed");
+    if ((rc = rxq_start(&d->rx, d->fds, d->nfds, ring_bytes(d))) < 0) {
+        log_at(FDX_LOG_ERR, "event=receive-thread-failed queue_size=%zu "
+               "error=\"%s\"", ring_bytes(d),
+               rc == FDX_ENOMEM ? "the queue could not be mapped: lower "
+                                  "queue-size or raise the memory limit"
+                                : strerror(errno));
         return EX_OSERR;
     }
     lower_worker();

@@ -18,10 +18,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sock_diag.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -54,6 +56,7 @@ struct rxq {
     _Atomic uint64_t held;      /* bytes of the entries in the ring */
     _Atomic uint64_t peak;      /* most held at once */
     _Atomic int idle;           /* the reader waits for datagrams */
+    _Atomic int wrapping;       /* the writer may be wrapping early */
     uint64_t taken;             /* bytes the item taken spans */
 
     rxq_sock socks[RXQ_SOCKETS_MAX];
@@ -91,14 +94,25 @@ static void ring_put(rxq *q, rxq_sock *s, uint16_t sock,
      * its pages are touched as the deepest backlog needed; only while
      * the reader waits, for until it passes the marker the space
      * skipped counts as held */
-    int wrap = sz > to_end ||
-               (head == tail && pos >= RXQ_EARLY_WRAP && pos >= sz &&
-                atomic_load_explicit(&q->idle, memory_order_relaxed));
-    size_t need = wrap ? to_end + sz : sz;
+    int wrap = sz > to_end, early = 0;
+    size_t need;
     uint64_t held;
     rxq_hdr h;
 
+    /* Said before idle is read, both sequentially consistent: either
+     * the reader, waking, sees wrapping and waits until the marker is
+     * published (rxq_idle()), or this sees the reader awake. */
+    if (!wrap && head == tail && pos >= RXQ_EARLY_WRAP && pos >= sz) {
+        atomic_store(&q->wrapping, 1);
+        if (atomic_load(&q->idle))
+            wrap = early = 1;
+        else
+            atomic_store(&q->wrapping, 0);
+    }
+    need = wrap ? to_end + sz : sz;
     if (need > q->cap - (size_t)(head - tail)) {
+        if (early)
+            atomic_store(&q->wrapping, 0);
         atomic_fetch_add_explicit(&s->queue_drops, 1, memory_order_relaxed);
         return;
     }
@@ -118,6 +132,8 @@ static void ring_put(rxq *q, rxq_sock *s, uint16_t sock,
     held = atomic_fetch_add_explicit(&q->held, sz, memory_order_relaxed) +
            sz;
     atomic_store_explicit(&q->head, head + sz, memory_order_release);
+    if (early)
+        atomic_store(&q->wrapping, 0);
     if (held > atomic_load_explicit(&q->peak, memory_order_relaxed))
         atomic_store_explicit(&q->peak, held, memory_order_relaxed);
 }
@@ -355,7 +371,11 @@ void rxq_release(rxq *q)
 
 void rxq_idle(rxq *q, int idle)
 {
-    atomic_store_explicit(&q->idle, idle != 0, memory_order_relaxed);
+    atomic_store(&q->idle, idle != 0);
+    /* an early wrap begun while this waited is finished before the
+     * reader looks: a memcpy of one datagram */
+    while (!idle && atomic_load(&q->wrapping))
+        sched_yield();
 }
 
 void rxq_get_depth(const rxq *q, rxq_depth *out)
@@ -377,4 +397,15 @@ void rxq_get_counters(const rxq *q, size_t i, rxq_counters *out)
                                             memory_order_relaxed);
     out->kernel_drops = atomic_load_explicit(&s->kernel_drops,
                                              memory_order_relaxed);
+    /* SO_RXQ_OVFL comes with a datagram read: drops after the last one
+     * read show only in the socket's own counter */
+    {
+        uint32_t mem[SK_MEMINFO_VARS];
+        socklen_t len = sizeof(mem);
+
+        if (getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) == 0 &&
+            len > SK_MEMINFO_DROPS * sizeof(mem[0]) &&
+            mem[SK_MEMINFO_DROPS] > out->kernel_drops)
+            out->kernel_drops = mem[SK_MEMINFO_DROPS];
+    }
 }

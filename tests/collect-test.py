@@ -577,6 +577,30 @@ def test_config(flowdex, catalog, exports, tmp):
     print("ok - config: --queue-size 48M gives a queue of %d bytes, peak "
           "%d, empty once drained; bad sizes exit 64" % (size, peak))
 
+    # the queue is mapped once: a changed queue-size is said to need a
+    # restart at every reload until the running size is set again
+    qconf = os.path.join(tmp, "queue.conf")
+    with open(qconf, "w") as f:
+        f.write("queue-size = 32M\nlog-level = info\n")
+    c = Collector(flowdex, catalog, os.path.join(tmp, "q.db"), tmp,
+                  config=qconf)
+    with open(qconf, "w") as f:
+        f.write("queue-size = 64M\nlog-level = info\n")
+    for n in (1, 2, 3):
+        if n == 3:
+            with open(qconf, "w") as f:
+                f.write("queue-size = 32M\nlog-level = info\n")
+        c.proc.send_signal(signal.SIGHUP)
+        c.wait_for(lambda: c.log_text().count("catalog=unchanged") == n,
+                   "reload %d" % n)
+    if c.log_text().count("setting=queue-size") != 2:
+        fail("config: queue-size warnings after three reloads: %d, not 2"
+             % c.log_text().count("setting=queue-size"))
+    if c.stop() != 0:
+        fail("config: the collector failed after the reloads")
+    print("ok - config: a changed queue-size on SIGHUP warns at each "
+          "reload, the running size is kept")
+
     forged = os.path.join(tmp, "forged.fdxc")
     subprocess.run([sys.executable, os.path.join(os.path.dirname(
         os.path.abspath(__file__)), "forge-catalog.py"), "forge", catalog,
