@@ -301,6 +301,17 @@ int fdx_store_schema_version(const fdx_store *st)
 #define EV_SEEN_MAX ((size_t)1 << 22)   /* slots: 32 MiB */
 #define EV_PEND_MAX ((size_t)1 << 20)
 
+static uint64_t text_hash(uint64_t k, const char *s)
+{
+    uint64_t h = 1469598103934665603ull;       /* FNV-1a */
+
+    for (; s != NULL && *s != '\0'; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return fdx__mix64(k, h);
+}
+
+/* The connection and its match: a connection matched again (its
+ * server's model changed) has another key, and its row is rewritten. */
 static uint64_t ev_key(const fdx_addr *host, const fdx_store_evidence *ev)
 {
     uint64_t k = fdx__mix64(fdx__be64(host->b), fdx__be64(host->b + 8));
@@ -309,6 +320,15 @@ static uint64_t ev_key(const fdx_addr *host, const fdx_store_evidence *ev)
     k = fdx__mix64(k, fdx__be64(ev->server.b + 8));
     k = fdx__mix64(k, ((uint64_t)ev->server_port << 16) | ev->client_port);
     k = fdx__mix64(k, ev->first_ms);
+    k = fdx__mix64(k, ((uint64_t)ev->kind << 56) |
+                          ((uint64_t)ev->transport << 48) |
+                          ((uint64_t)ev->est_files << 40) |
+                          ((uint64_t)ev->path_lo << 16) | ev->path_hi);
+    k = fdx__mix64(k, ev->win_lo);
+    k = fdx__mix64(k, ev->win_hi);
+    k = fdx__mix64(k, ((uint64_t)ev->ncand << 32) | ev->ncand_total);
+    for (uint32_t i = 0; i < ev->ncand; i++)
+        k = text_hash(fdx__mix64(k, ev->cand[i].size), ev->cand[i].path);
     return k ? k : 1;
 }
 
@@ -1000,9 +1020,13 @@ static int store_put_host(fdx_store *st, const fdx_store_host *given,
     for (size_t i = 0; i < h->nevidence && rc == 0; i++) {
         uint64_t k = ev_key(&h->addr, &h->evidence[i]);
 
-        if (ev_ids[i] != -1 && ev_seen_has(st, k))
+        int seen = ev_seen_has(st, k);
+
+        if (ev_ids[i] != -1 && seen)
             continue;          /* in the store already, no id needed */
-        rc = ops->put_evidence(st, host, &h->evidence[i], collector,
+        /* not written so by this handle: the row may hold an older
+         * match of the connection */
+        rc = ops->put_evidence(st, host, &h->evidence[i], collector, !seen,
                                &ev_ids[i], err);
         ev_pend_add(st, k);
     }

@@ -28,13 +28,15 @@ typedef struct fdx__store_ops {
     /* The rows of one host, called between begin and commit by
      * store.c's writer, which walks the host's evidence and packages:
      * the host row (its id in *id), one evidence row (id in *id; the
-     * same evidence again gives the existing row), one package row
-     * (ev_id: the evidence row backing it, 0 if none). */
+     * same connection again gives the existing row, whose match --
+     * kind, windows, file, candidates -- is rewritten when refresh is
+     * set), one package row (ev_id: the evidence row backing it, 0 if
+     * none). */
     int (*put_host_row)(fdx_store *st, const fdx_store_host *h,
                         const char *collector, int64_t *id, fdx_error *err);
     int (*put_evidence)(fdx_store *st, int64_t host,
                         const fdx_store_evidence *ev, const char *collector,
-                        int64_t *id, fdx_error *err);
+                        int refresh, int64_t *id, fdx_error *err);
     int (*put_package)(fdx_store *st, int64_t host,
                        const fdx_store_package *p, int64_t ev_id,
                        const char *collector, uint64_t time_ms,

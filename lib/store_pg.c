@@ -585,13 +585,49 @@ static void p_evidence(pg_params *p, const fdx_store_evidence *ev,
     p_u64(p, ev->ncand_total);
 }
 
+/* Rewrites row id's match (and candidates) with ev's. */
+static int evidence_refresh(fdx_store *st, int64_t id,
+                            const fdx_store_evidence *ev, fdx_error *err)
+{
+    int one = ev->ncand_total == 1 && ev->ncand == 1;
+    pg_params p = {0}, q = {0};
+    int rc;
+
+    p_i64(&p, id);
+    p_text(&p, kind_name(ev->kind));
+    p_text(&p, ev->transport == FDX_TR_TLS ? "tls" : "http");
+    p_u64(&p, ev->est_files);
+    p_u64(&p, ev->win_lo);
+    p_u64(&p, ev->win_hi);
+    p_u64(&p, ev->path_lo);
+    p_u64(&p, ev->path_hi);
+    p_text(&p, one ? ev->cand[0].path : NULL);
+    if (one)
+        p_u64(&p, ev->cand[0].size);
+    else
+        p_text(&p, NULL);
+    p_u64(&p, ev->ncand_total);
+    rc = run_done(st, "UPDATE evidence SET kind = $2, transport = $3,"
+                  " est_files = $4, win_lo = $5, win_hi = $6, path_lo = $7,"
+                  " path_hi = $8, file_path = $9, file_size = $10,"
+                  " candidates_total = $11 WHERE id = $1", &p,
+                  "writing evidence", err);
+    if (rc < 0)
+        return rc;
+    p_i64(&q, id);
+    rc = run_done(st, "DELETE FROM candidates WHERE evidence_id = $1", &q,
+                  "writing evidence", err);
+    return rc < 0 ? rc : add_candidates(st, id, ev, err);
+}
+
 /*
  * Adds one connection's evidence unless it is there (ON CONFLICT makes
- * the insert a no-op); *id is its row either way.
+ * the insert a no-op); *id is its row either way.  With refresh, a row
+ * there already gets ev's match.
  */
 static int evidence_put(fdx_store *st, int64_t host,
                         const fdx_store_evidence *ev, const char *collector,
-                        int64_t *id, fdx_error *err)
+                        int refresh, int64_t *id, fdx_error *err)
 {
     pg_params p = {0};
     char server[FDX_ADDRSTRLEN];
@@ -623,7 +659,9 @@ static int evidence_put(fdx_store *st, int64_t host,
     *id = get_i64(r, 0, 0);
     added = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
     PQclear(r);
-    return added ? add_candidates(st, *id, ev, err) : 0;
+    if (added)
+        return add_candidates(st, *id, ev, err);
+    return refresh ? evidence_refresh(st, *id, ev, err) : 0;
 }
 
 static void p_package(pg_params *p, int64_t host,

@@ -118,6 +118,11 @@ _Static_assert(NMIGRATIONS == FDX_STORE_SCHEMA_VERSION,
       " ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)")           \
     X(EV_ID, "SELECT id FROM evidence WHERE host_id = ?1 AND server = ?2"  \
       " AND server_port = ?3 AND client_port = ?4 AND first_ms = ?5")      \
+    X(EV_SET, "UPDATE evidence SET kind = ?12, transport = ?13,"           \
+      " est_files = ?14, win_lo = ?15, win_hi = ?16, path_lo = ?17,"       \
+      " path_hi = ?18, file_path = ?19, file_size = ?20,"                  \
+      " candidates_total = ?21 WHERE id = ?1")                             \
+    X(CAND_DEL, "DELETE FROM candidates WHERE evidence_id = ?1")           \
     X(CAND_ADD, "INSERT INTO candidates (evidence_id, rank, name, version,"\
       " arch, suite, path, size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") \
     X(PKG_GET, "SELECT id, version FROM packages WHERE host_id = ?1"       \
@@ -665,13 +670,33 @@ static void bind_evidence(sqlite3_stmt *s, const fdx_store_evidence *ev,
     sqlite3_bind_int64(s, 21, ev->ncand_total);
 }
 
+/* Rewrites row id's match (and candidates) with ev's. */
+static int evidence_refresh(fdx_store *st, int64_t id,
+                            const fdx_store_evidence *ev, const char *server,
+                            fdx_error *err)
+{
+    sqlite_be *be = be_of(st);
+    sqlite3_stmt *u = be->stmt[S_EV_SET], *d = be->stmt[S_CAND_DEL];
+    int rc;
+
+    sqlite3_bind_int64(u, 1, id);
+    bind_evidence(u, ev, server);
+    if ((rc = step_done(st, u, "writing evidence", err)) < 0)
+        return rc;
+    sqlite3_bind_int64(d, 1, id);
+    if ((rc = step_done(st, d, "writing evidence", err)) < 0)
+        return rc;
+    return add_candidates(st, id, ev, err);
+}
+
 /*
  * Adds one connection's evidence unless it is there already (the UNIQUE
- * key makes the insert a no-op); *id is its row either way.
+ * key makes the insert a no-op); *id is its row either way.  With
+ * refresh, a row there already gets ev's match.
  */
 static int evidence_put(fdx_store *st, int64_t host,
                         const fdx_store_evidence *ev, const char *collector,
-                        int64_t *id, fdx_error *err)
+                        int refresh, int64_t *id, fdx_error *err)
 {
     sqlite_be *be = be_of(st);
     sqlite3_stmt *s = be->stmt[S_EV_ADD], *q = be->stmt[S_EV_ID];
@@ -697,7 +722,7 @@ static int evidence_put(fdx_store *st, int64_t host,
         return rc < 0 ? rc : db_error(st, SQLITE_CORRUPT, "evidence", err);
     *id = sqlite3_column_int64(q, 0);
     done_row(q);
-    return 0;
+    return refresh ? evidence_refresh(st, *id, ev, server, err) : 0;
 }
 
 static void bind_package(sqlite3_stmt *s, const fdx_store_package *p,

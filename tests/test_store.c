@@ -838,6 +838,47 @@ static void test_evidence_once(void **state)
     assert_intact(path);
 }
 
+/*
+ * A connection matched again (its server's model changed) comes with
+ * another match: the row keeps its id and gets the new file and
+ * candidates, the package claim resting on it follows.
+ */
+static void test_evidence_rematched(void **state)
+{
+    char uri[300], path[300];
+    test_host t;
+    fdx_store *st;
+    uint32_t beta = entry_of("beta", "3");
+    char want[600];
+    fdx_entry e;
+
+    (void)state;
+    fdx_catalog_entry(cat, beta, &e);
+    new_store("rematch.db", uri, path, sizeof(path));
+    st = open_ok(uri, 0);
+    make_host(&t, "10.7.7.8", "bookworm", entry_of("alpha", "1.0-1"), 1000);
+    put_ok(st, &t.h, 1);
+    t.ev.cand[0] = beta;
+    t.pc.entry = beta;
+    put_ok(st, &t.h, 1);
+    assert_int_equal(stats_of(st).evidence, 1);
+    snprintf(want, sizeof(want), "SELECT count(*) FROM evidence WHERE "
+             "file_path = '%s'", e.path);
+    assert_int_equal(sql_int(path, want), 1);
+    snprintf(want, sizeof(want), "SELECT count(*) FROM candidates WHERE "
+             "path = '%s'", e.path);
+    assert_int_equal(sql_int(path, want), 1);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM candidates"), 1);
+    /* the same match again, from a new handle: nothing changes */
+    fdx_store_close(st);
+    st = open_ok(uri, 0);
+    put_ok(st, &t.h, 1);
+    assert_int_equal(sql_int(path, want), 1);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM candidates"), 1);
+    fdx_store_close(st);
+    assert_intact(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -852,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_prune),
         cmocka_unit_test(test_evidence_once),
+        cmocka_unit_test(test_evidence_rematched),
 #ifdef FDX_HAVE_POSTGRESQL
         cmocka_unit_test(test_postgresql),
 #endif
