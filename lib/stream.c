@@ -987,8 +987,9 @@ static int done_match(fdx_stream *st)
  * model, is matched again with the new, as a scan matching with the
  * final model would.  Each host's sums lose what the old evidence
  * gave and take what the new gives.  An endpoint is recalibrated each
- * time its connections double, so all rematches of an endpoint cost
- * about twice its evidence.
+ * time its connections double, so all rematches of an endpoint match
+ * about twice its evidence; but each walks every host's evidence to
+ * find the server's (there is no index by server).
  */
 static void conn_of(const fdx_addr *client, const fdx_evidence *ev,
                     fdx__conn *c);
@@ -1035,6 +1036,9 @@ static int ep_rematch(fdx_stream *st, const fdx__server *old,
                 uint8_t bit = (uint8_t)(1u << (k % 8));
                 uint8_t *p = &h->pos[j * st->row + k / 8];
 
+                /* the scores can move while the evidence reads the same
+                 * (candidates past those kept, sizes within the window) */
+                changed = changed || st->lr[k] != st->lr_old[k];
                 h->score[k] += st->lr[k] - st->lr_old[k];
                 *p = st->lr[k] > 0 ? (uint8_t)(*p | bit)
                                    : (uint8_t)(*p & ~bit);
