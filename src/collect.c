@@ -290,8 +290,9 @@ static void status_exporter(FILE *f, const char *name,
             e->malformed, e->dropped, e->seq_lost, e->bad_records);
 }
 
-/* TODO: a session the decoder evicts or expires takes its seq_lost and
- * bad_records along, so a sender's row can go down after an hour idle. */
+/* A session the decoder evicts or expires takes its seq_lost and
+ * bad_records along, so a sender's row can go down after an hour idle
+ * (docs/known-limitations.md, Decoders). */
 void collect_sessions_refresh(collect *c)
 {
     for (size_t i = 0; i < c->nexp; i++)
